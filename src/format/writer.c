@@ -1,0 +1,741 @@
+/*
+ * format/writer.c: the streaming snapshot writer.
+ *
+ * Records are appended to per-column buffers of the current chunk; a full
+ * chunk becomes one NODES section. Sections are compressed and written by a
+ * second thread (when opts.threaded) so the walker in the target process
+ * goes on while zstd runs. The queue holds at most two raw chunks, so the
+ * writer's memory is bounded by about three chunks whatever the heap size.
+ *
+ * Everything goes to "<path>.tmp.XXXXXX" (mode 0600); hs_writer_commit()
+ * writes the index and footer, fsyncs and renames onto the final path, so a
+ * reader never sees a half-written file under the final name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "format_internal.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/hash.h"
+
+typedef struct section_entry {
+	uint32_t kind;
+	uint32_t raw;
+	uint32_t stored;
+	uint64_t offset;
+} section_entry;
+
+typedef struct job {
+	uint32_t kind;
+	hs_buf raw;
+} job;
+
+#define QUEUE_SLOTS 2
+
+typedef struct intern_slot {
+	uint64_t hash;
+	uint32_t id;   /* UINT32_MAX = empty */
+	uint32_t len;
+	uint64_t offset; /* into strings_pool */
+} intern_slot;
+
+struct hs_writer {
+	hs_writer_options opts;
+	char *final_path;
+	char *tmp_path;
+	int fd;
+	int committed;
+
+	/* Owned by the writing side (the thread when threaded). */
+	uint64_t offset;
+	section_entry *sections;
+	size_t section_count, section_cap;
+	ZSTD_CCtx *cctx;
+	hs_buf compressed;
+	uint64_t raw_bytes;
+
+	/* Queue between the walker and the writing thread. */
+	int threaded;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	job queue[QUEUE_SLOTS];
+	size_t q_head, q_len;
+	int closing;
+	int failed;           /* a negative code once the writing side failed */
+	char failure[512];
+	hs_buf spare[QUEUE_SLOTS + 1]; /* recycled raw buffers */
+	size_t spare_count;
+
+	/* Strings. */
+	intern_slot *slots;
+	size_t slot_mask;
+	hs_buf strings_pool;    /* every interned string, for comparisons */
+	uint32_t string_count;
+	hs_buf pending_strings; /* encoded, not yet in a section */
+	uint32_t pending_string_count;
+	uint32_t string_section_first; /* first id of the pending block */
+
+	/* Types. */
+	uint32_t type_count;
+	hs_buf pending_types;
+	uint32_t pending_type_count;
+
+	/* Current NODES chunk. */
+	hs_buf streams[HS_STREAM_COUNT];
+	uint32_t chunk_nodes;
+	uint32_t chunk_edges;
+	uint32_t cur_edges;    /* edges of the last node so far */
+	int have_node;
+	uint64_t prev_address, prev_target, prev_key, prev_index;
+	hs_node_record last_node; /* for continuation records */
+
+	/* Roots. */
+	hs_buf roots;
+	uint32_t pending_root_count;
+
+	hs_totals totals;
+	size_t peak_buffers;
+};
+
+/* ------------------------------------------------------------------ */
+/* Writing side: compress, checksum, write.                            */
+
+static int write_all(hs_writer *w, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	while (len > 0) {
+		ssize_t n = write(w->fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return hs_error_set(HS_EIO, "cannot write '%s': %s", w->tmp_path, strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+		w->offset += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int emit_section(hs_writer *w, uint32_t kind, const uint8_t *raw, size_t raw_len, int compress)
+{
+	const uint8_t *payload = raw;
+	size_t stored = raw_len;
+	uint32_t flags = 0;
+
+	if (raw_len > HS_SECTION_MAX_RAW)
+		return hs_error_set(HS_ELIMIT, "section of %zu bytes exceeds the format's limit", raw_len);
+	if (compress && raw_len > 0) {
+		size_t bound = ZSTD_compressBound(raw_len);
+		HS_TRY(hs_buf_grow(&w->compressed, bound));
+		size_t n = ZSTD_compressCCtx(w->cctx, w->compressed.data, bound, raw, raw_len,
+		                             w->opts.compression_level);
+		if (ZSTD_isError(n))
+			return hs_error_set(HS_EZSTD, "cannot compress a section: %s", ZSTD_getErrorName(n));
+		payload = w->compressed.data;
+		stored = n;
+		flags = HS_SECTION_ZSTD;
+	}
+	uint8_t hdr[HS_SECTION_HEADER_SIZE];
+	hs_put_le32(hdr, kind);
+	hs_put_le32(hdr + 4, flags);
+	hs_put_le32(hdr + 8, (uint32_t)raw_len);
+	hs_put_le32(hdr + 12, (uint32_t)stored);
+	hs_put_le32(hdr + 16, hs_crc32(0, payload, stored));
+	hs_put_le32(hdr + 20, hs_crc32(0, hdr, 20));
+
+	if (w->section_count == w->section_cap) {
+		size_t cap = w->section_cap ? w->section_cap * 2 : 64;
+		section_entry *s = hs_reallocarray(w->sections, cap, sizeof(*s));
+		if (!s)
+			return HS_ENOMEM;
+		w->sections = s;
+		w->section_cap = cap;
+	}
+	section_entry *e = &w->sections[w->section_count];
+	e->kind = kind;
+	e->raw = (uint32_t)raw_len;
+	e->stored = (uint32_t)stored;
+	e->offset = w->offset;
+	HS_TRY(write_all(w, hdr, sizeof(hdr)));
+	HS_TRY(write_all(w, payload, stored));
+	if (kind != HS_SECTION_INDEX)
+		w->section_count++;
+	w->raw_bytes += raw_len;
+	return 0;
+}
+
+static void recycle(hs_writer *w, hs_buf *b)
+{
+	/* called with the lock held */
+	if (w->spare_count < QUEUE_SLOTS + 1) {
+		hs_buf_clear(b);
+		w->spare[w->spare_count++] = *b;
+	} else {
+		hs_buf_release(b);
+	}
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+static void *writer_thread(void *arg)
+{
+	hs_writer *w = arg;
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (w->q_len == 0 && !w->closing)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->q_len == 0 && w->closing)
+			break;
+		job j = w->queue[w->q_head];
+		pthread_mutex_unlock(&w->lock);
+
+		int rc = 0;
+		if (!w->failed)
+			rc = emit_section(w, j.kind, j.raw.data, j.raw.len, 1);
+
+		pthread_mutex_lock(&w->lock);
+		w->q_head = (w->q_head + 1) % QUEUE_SLOTS;
+		w->q_len--;
+		recycle(w, &j.raw);
+		pthread_cond_broadcast(&w->cond);
+		if (rc < 0 && !w->failed) {
+			w->failed = rc;
+			snprintf(w->failure, sizeof(w->failure), "%s", hs_error_last());
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int check_failed(hs_writer *w)
+{
+	if (!w->threaded)
+		return w->failed;
+	pthread_mutex_lock(&w->lock);
+	int f = w->failed;
+	pthread_mutex_unlock(&w->lock);
+	if (f)
+		return hs_error_set(f, "%s", w->failure);
+	return 0;
+}
+
+/* Hand a raw section to the writing side; takes ownership of *raw. */
+static int submit(hs_writer *w, uint32_t kind, hs_buf *raw)
+{
+	if (!w->threaded) {
+		int rc = w->failed ? w->failed : emit_section(w, kind, raw->data, raw->len, 1);
+		hs_buf_clear(raw);
+		if (rc < 0)
+			w->failed = rc;
+		return rc;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (w->q_len == QUEUE_SLOTS && !w->failed)
+		pthread_cond_wait(&w->cond, &w->lock);
+	if (w->failed) {
+		pthread_mutex_unlock(&w->lock);
+		hs_buf_clear(raw);
+		return hs_error_set(w->failed, "%s", w->failure);
+	}
+	job *j = &w->queue[(w->q_head + w->q_len) % QUEUE_SLOTS];
+	j->kind = kind;
+	j->raw = *raw;
+	w->q_len++;
+	/* Give the caller a recycled buffer to fill next. */
+	if (w->spare_count > 0)
+		*raw = w->spare[--w->spare_count];
+	else
+		*raw = (hs_buf)HS_BUF_INIT;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Building sections.                                                  */
+
+static int track_peak(hs_writer *w)
+{
+	size_t total = w->strings_pool.cap + w->pending_strings.cap + w->pending_types.cap +
+	               w->roots.cap + (w->slot_mask + 1) * sizeof(intern_slot);
+	for (int i = 0; i < HS_STREAM_COUNT; i++)
+		total += w->streams[i].cap;
+	/* queued chunks are about one chunk each */
+	total += (w->threaded ? QUEUE_SLOTS + 1 : 1) * (total > 0 ? w->streams[HS_STREAM_TARGETS].cap : 0);
+	if (total > w->peak_buffers)
+		w->peak_buffers = total;
+	return 0;
+}
+
+static int flush_counted(hs_writer *w, uint32_t kind, hs_buf *body, uint32_t *count)
+{
+	if (*count == 0)
+		return 0;
+	hs_buf raw = HS_BUF_INIT;
+	int rc = hs_buf_grow(&raw, body->len + 10);
+	if (rc == 0) {
+		raw.len = hs_varint_encode(raw.data, *count);
+		memcpy(raw.data + raw.len, body->data, body->len);
+		raw.len += body->len;
+		rc = submit(w, kind, &raw);
+	}
+	hs_buf_release(&raw);
+	hs_buf_clear(body);
+	*count = 0;
+	return rc;
+}
+
+static int flush_tables(hs_writer *w)
+{
+	HS_TRY(flush_counted(w, HS_SECTION_STRINGS, &w->pending_strings, &w->pending_string_count));
+	HS_TRY(flush_counted(w, HS_SECTION_TYPES, &w->pending_types, &w->pending_type_count));
+	return 0;
+}
+
+static int finish_node(hs_writer *w)
+{
+	if (w->have_node) {
+		HS_TRY(hs_buf_put_varint(&w->streams[HS_STREAM_EDGE_COUNTS], w->cur_edges));
+		w->have_node = 0;
+	}
+	return 0;
+}
+
+static int flush_chunk(hs_writer *w)
+{
+	HS_TRY(finish_node(w));
+	if (w->chunk_nodes == 0)
+		return 0;
+	HS_TRY(flush_tables(w));
+	track_peak(w);
+
+	size_t need = 20;
+	for (int i = 0; i < HS_STREAM_COUNT; i++)
+		need += w->streams[i].len + 10;
+	hs_buf raw = HS_BUF_INIT;
+	if (w->threaded) {
+		pthread_mutex_lock(&w->lock);
+		if (w->spare_count > 0)
+			raw = w->spare[--w->spare_count];
+		pthread_mutex_unlock(&w->lock);
+	}
+	int rc = hs_buf_grow(&raw, need);
+	if (rc == 0) {
+		raw.len += hs_varint_encode(raw.data + raw.len, w->chunk_nodes);
+		raw.len += hs_varint_encode(raw.data + raw.len, w->chunk_edges);
+		for (int i = 0; i < HS_STREAM_COUNT; i++) {
+			raw.len += hs_varint_encode(raw.data + raw.len, w->streams[i].len);
+			if (w->streams[i].len)
+				memcpy(raw.data + raw.len, w->streams[i].data, w->streams[i].len);
+			raw.len += w->streams[i].len;
+			hs_buf_clear(&w->streams[i]);
+		}
+		rc = submit(w, HS_SECTION_NODES, &raw);
+	}
+	hs_buf_release(&raw);
+	w->chunk_nodes = 0;
+	w->chunk_edges = 0;
+	w->prev_address = w->prev_target = w->prev_key = w->prev_index = 0;
+	return rc;
+}
+
+static int flush_roots(hs_writer *w)
+{
+	HS_TRY(flush_tables(w));
+	return flush_counted(w, HS_SECTION_ROOTS, &w->roots, &w->pending_root_count);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API.                                                         */
+
+int hs_writer_open(hs_writer **out, const char *path, const hs_writer_options *opts)
+{
+	hs_writer_options defaults = HS_WRITER_OPTIONS_INIT;
+	*out = NULL;
+	if (!path || !*path)
+		return hs_error_set(HS_EINVAL, "no output path given");
+	if (opts && opts->version != HS_WRITER_OPTIONS_VERSION)
+		return hs_error_set(HS_EINVAL, "writer options version %u is not %u", opts->version,
+		                    HS_WRITER_OPTIONS_VERSION);
+	hs_writer *w = hs_calloc(1, sizeof(*w));
+	if (!w)
+		return HS_ENOMEM;
+	w->fd = -1;
+	w->opts = opts ? *opts : defaults;
+	if (w->opts.chunk_nodes == 0)
+		w->opts.chunk_nodes = defaults.chunk_nodes;
+	if (w->opts.compression_level == 0)
+		w->opts.compression_level = defaults.compression_level;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+
+	int rc = HS_ENOMEM;
+	w->final_path = hs_strdup(path);
+	size_t plen = strlen(path);
+	w->tmp_path = hs_malloc(plen + 16);
+	w->cctx = ZSTD_createCCtx();
+	w->slot_mask = 1023;
+	w->slots = hs_malloc((w->slot_mask + 1) * sizeof(intern_slot));
+	if (!w->final_path || !w->tmp_path || !w->cctx || !w->slots)
+		goto fail;
+	for (size_t i = 0; i <= w->slot_mask; i++)
+		w->slots[i].id = UINT32_MAX;
+	memcpy(w->tmp_path, path, plen);
+	memcpy(w->tmp_path + plen, ".tmp.XXXXXX", 12);
+	w->fd = mkstemp(w->tmp_path);
+	if (w->fd < 0) {
+		rc = hs_error_set(HS_EIO, "cannot create '%s': %s", w->tmp_path, strerror(errno));
+		w->tmp_path[0] = '\0';
+		goto fail;
+	}
+	fchmod(w->fd, 0600);
+
+	uint8_t hdr[HS_HEADER_SIZE] = {0};
+	memcpy(hdr, HS_MAGIC, 8);
+	hs_put_le16(hdr + 8, HS_FORMAT_MAJOR);
+	hs_put_le16(hdr + 10, HS_FORMAT_MINOR);
+	hs_put_le16(hdr + 12, HS_FILE_SNAPSHOT);
+	hdr[14] = (uint8_t)sizeof(void *);
+	hdr[15] = 1;
+	hs_put_le32(hdr + 16, w->opts.python_version);
+	hs_put_le32(hdr + 28, hs_crc32(0, hdr, 28));
+	if ((rc = write_all(w, hdr, sizeof(hdr))) < 0)
+		goto fail;
+
+	if (w->opts.threaded) {
+		if (pthread_create(&w->thread, NULL, writer_thread, w) != 0) {
+			w->threaded = 0; /* fall back to writing inline */
+		} else {
+			w->threaded = 1;
+		}
+	}
+	*out = w;
+	return 0;
+fail:
+	hs_writer_free(w);
+	return rc;
+}
+
+int hs_writer_meta(hs_writer *w, const char *json, size_t len)
+{
+	HS_TRY(check_failed(w));
+	hs_buf raw = HS_BUF_INIT;
+	int rc = hs_buf_put(&raw, json, len);
+	if (rc == 0)
+		rc = submit(w, HS_SECTION_META, &raw);
+	hs_buf_release(&raw);
+	return rc;
+}
+
+static int grow_intern(hs_writer *w)
+{
+	size_t cap = (w->slot_mask + 1) * 2;
+	intern_slot *slots = hs_malloc(cap * sizeof(*slots));
+	if (!slots)
+		return HS_ENOMEM;
+	for (size_t i = 0; i < cap; i++)
+		slots[i].id = UINT32_MAX;
+	for (size_t i = 0; i <= w->slot_mask; i++) {
+		if (w->slots[i].id == UINT32_MAX)
+			continue;
+		size_t j = w->slots[i].hash & (cap - 1);
+		while (slots[j].id != UINT32_MAX)
+			j = (j + 1) & (cap - 1);
+		slots[j] = w->slots[i];
+	}
+	hs_free(w->slots);
+	w->slots = slots;
+	w->slot_mask = cap - 1;
+	return 0;
+}
+
+int hs_writer_string(hs_writer *w, uint32_t *out, const char *s, size_t len)
+{
+	if (len > HS_SECTION_MAX_RAW / 4)
+		return hs_error_set(HS_EINVAL, "string of %zu bytes is too long for the string table", len);
+	uint64_t h = hs_hash_bytes(s, len);
+	size_t i = h & w->slot_mask;
+	while (w->slots[i].id != UINT32_MAX) {
+		intern_slot *e = &w->slots[i];
+		if (e->hash == h && e->len == len && memcmp(w->strings_pool.data + e->offset, s, len) == 0) {
+			*out = e->id;
+			return 0;
+		}
+		i = (i + 1) & w->slot_mask;
+	}
+	if (w->string_count == UINT32_MAX - 1)
+		return hs_error_set(HS_ELIMIT, "too many strings");
+	uint64_t offset = w->strings_pool.len;
+	HS_TRY(hs_buf_put(&w->strings_pool, s, len));
+	HS_TRY(hs_buf_put_varint(&w->pending_strings, len));
+	HS_TRY(hs_buf_put(&w->pending_strings, s, len));
+	w->slots[i].hash = h;
+	w->slots[i].len = (uint32_t)len;
+	w->slots[i].offset = offset;
+	w->slots[i].id = w->string_count;
+	*out = w->string_count++;
+	w->pending_string_count++;
+	w->totals.strings++;
+	if ((uint64_t)w->string_count * 2 > w->slot_mask)
+		HS_TRY(grow_intern(w));
+	if (w->pending_strings.len > HS_SECTION_MAX_RAW / 2)
+		HS_TRY(flush_counted(w, HS_SECTION_STRINGS, &w->pending_strings, &w->pending_string_count));
+	return 0;
+}
+
+int hs_writer_type(hs_writer *w, uint32_t *out, const hs_type_record *t)
+{
+	if (t->name != HS_NO_STRING && t->name >= w->string_count)
+		return hs_error_set(HS_EINVAL, "type name refers to undefined string %u", t->name);
+	HS_TRY(hs_buf_put_varint(&w->pending_types, t->address));
+	HS_TRY(hs_buf_put_varint(&w->pending_types, t->name == HS_NO_STRING ? 0 : (uint64_t)t->name + 1));
+	HS_TRY(hs_buf_put_varint(&w->pending_types, t->flags));
+	HS_TRY(hs_buf_put_varint(&w->pending_types, t->basic_size));
+	*out = w->type_count++;
+	w->pending_type_count++;
+	w->totals.types++;
+	return 0;
+}
+
+static int put_node(hs_writer *w, const hs_node_record *n, uint32_t flags)
+{
+	hs_buf *s = w->streams;
+	HS_TRY(hs_buf_put_varint(&s[HS_STREAM_ADDRESS],
+	                         hs_zigzag_encode((int64_t)(n->address - w->prev_address))));
+	w->prev_address = n->address;
+	HS_TRY(hs_buf_put_varint(&s[HS_STREAM_TYPE], n->type));
+	HS_TRY(hs_buf_put_varint(&s[HS_STREAM_SIZE], (flags & HS_NODE_CONTINUED) ? 0 : n->size));
+	HS_TRY(hs_buf_put_varint(&s[HS_STREAM_REFCOUNT],
+	                         (flags & (HS_NODE_CONTINUED | HS_NODE_IMMORTAL)) ? 0 : n->refcount));
+	if ((flags & HS_NODE_HAS_VALUE) && !(flags & HS_NODE_CONTINUED)) {
+		uint32_t vlen = n->value_len;
+		if (vlen > HS_VALUE_MAX) {
+			vlen = HS_VALUE_MAX;
+			flags |= HS_NODE_VALUE_TRUNCATED;
+		}
+		HS_TRY(hs_buf_put_varint(&s[HS_STREAM_VALUES], vlen));
+		HS_TRY(hs_buf_put(&s[HS_STREAM_VALUES], n->value, vlen));
+	}
+	HS_TRY(hs_buf_put_u8(&s[HS_STREAM_FLAGS], (uint8_t)flags));
+	w->chunk_nodes++;
+	w->have_node = 1;
+	w->cur_edges = 0;
+	return 0;
+}
+
+int hs_writer_node(hs_writer *w, const hs_node_record *n)
+{
+	if (n->type >= w->type_count)
+		return hs_error_set(HS_EINVAL, "node 0x%llx has undefined type id %u",
+		                    (unsigned long long)n->address, n->type);
+	if (n->flags & ~HS_NODE_FLAGS_KNOWN)
+		return hs_error_set(HS_EINVAL, "node 0x%llx has unknown flags 0x%x",
+		                    (unsigned long long)n->address, n->flags);
+	HS_TRY(finish_node(w));
+	if (w->chunk_nodes >= w->opts.chunk_nodes) {
+		HS_TRY(check_failed(w));
+		HS_TRY(flush_chunk(w));
+	}
+	uint32_t flags = n->flags;
+	if (!(flags & HS_NODE_HAS_VALUE) || !n->value)
+		flags &= ~(HS_NODE_HAS_VALUE | HS_NODE_VALUE_TRUNCATED);
+	HS_TRY(put_node(w, n, flags));
+	w->last_node = *n;
+	w->last_node.value = NULL;
+	w->last_node.flags = 0;
+	w->totals.nodes++;
+	return 0;
+}
+
+int hs_writer_edge(hs_writer *w, const hs_edge_record *e)
+{
+	if (!w->have_node)
+		return hs_error_set(HS_EINVAL, "edge added before any node");
+	if (e->kind > HS_EDGE_WEAK || e->label_kind >= HS_LABEL_KIND_COUNT)
+		return hs_error_set(HS_EINVAL, "edge with invalid kind %u/%u", e->kind, e->label_kind);
+	if (hs_label_has_string(e->label_kind) && e->label >= w->string_count)
+		return hs_error_set(HS_EINVAL, "edge label refers to undefined string %llu",
+		                    (unsigned long long)e->label);
+	if (w->chunk_edges >= HS_CHUNK_MAX_EDGES) {
+		/* A huge container: close this section and continue the same
+		 * node's edges in the next one. */
+		HS_TRY(check_failed(w));
+		HS_TRY(flush_chunk(w));
+		HS_TRY(put_node(w, &w->last_node, HS_NODE_CONTINUED));
+	}
+	hs_buf *s = w->streams;
+	HS_TRY(hs_buf_put_varint(&s[HS_STREAM_TARGETS],
+	                         hs_zigzag_encode((int64_t)(e->target - w->prev_target))));
+	w->prev_target = e->target;
+	HS_TRY(hs_buf_put_u8(&s[HS_STREAM_EDGE_KINDS], (uint8_t)(e->kind | (e->label_kind << 2))));
+	if (e->label_kind == HS_LABEL_INDEX) {
+		/* sequences are labelled 0, 1, 2...: a delta of +1 compresses away */
+		HS_TRY(hs_buf_put_varint(&s[HS_STREAM_LABELS],
+		                         hs_zigzag_encode((int64_t)(e->label - w->prev_index))));
+		w->prev_index = e->label;
+	} else if (hs_label_has_number(e->label_kind)) {
+		HS_TRY(hs_buf_put_varint(&s[HS_STREAM_LABELS], e->label));
+	} else if (hs_label_has_key(e->label_kind)) {
+		HS_TRY(hs_buf_put_varint(&s[HS_STREAM_LABEL_KEYS],
+		                         hs_zigzag_encode((int64_t)(e->label - w->prev_key))));
+		w->prev_key = e->label;
+	}
+	w->chunk_edges++;
+	w->cur_edges++;
+	w->totals.edges++;
+	return 0;
+}
+
+int hs_writer_root(hs_writer *w, const hs_root_record *r)
+{
+	if (r->kind < 1 || r->kind > HS_ROOT_KIND_MAX || r->kind == HS_ROOT_HELD)
+		return hs_error_set(HS_EINVAL, "invalid root kind %u", r->kind);
+	if ((r->name != HS_NO_STRING && r->name >= w->string_count) ||
+	    (r->detail != HS_NO_STRING && r->detail >= w->string_count))
+		return hs_error_set(HS_EINVAL, "root refers to an undefined string");
+	HS_TRY(hs_buf_put_varint(&w->roots, r->kind));
+	HS_TRY(hs_buf_put_varint(&w->roots, r->target));
+	HS_TRY(hs_buf_put_varint(&w->roots, r->name == HS_NO_STRING ? 0 : (uint64_t)r->name + 1));
+	HS_TRY(hs_buf_put_varint(&w->roots, r->detail == HS_NO_STRING ? 0 : (uint64_t)r->detail + 1));
+	w->pending_root_count++;
+	w->totals.roots++;
+	if (w->roots.len > HS_SECTION_MAX_RAW / 2)
+		HS_TRY(flush_roots(w));
+	return 0;
+}
+
+static int stop_thread(hs_writer *w)
+{
+	if (!w->threaded)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	w->closing = 1;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	w->threaded = 0;
+	if (w->failed)
+		return hs_error_set(w->failed, "%s", w->failure);
+	return 0;
+}
+
+int hs_writer_commit(hs_writer *w, hs_write_stats *stats)
+{
+	if (w->committed)
+		return hs_error_set(HS_EINVAL, "snapshot already committed");
+	HS_TRY(check_failed(w));
+	HS_TRY(flush_chunk(w));
+	HS_TRY(flush_roots(w));
+	HS_TRY(flush_tables(w));
+	HS_TRY(stop_thread(w));
+	if (w->failed)
+		return hs_error_set(w->failed, "%s", w->failure);
+
+	/* Index: totals, then every section before it. */
+	hs_buf idx = HS_BUF_INIT;
+	int rc = 0;
+	uint64_t t[5] = { w->totals.nodes, w->totals.edges, w->totals.strings, w->totals.types,
+	                  w->totals.roots };
+	for (int i = 0; i < 5 && rc == 0; i++)
+		rc = hs_buf_put_varint(&idx, t[i]);
+	if (rc == 0)
+		rc = hs_buf_put_varint(&idx, w->section_count);
+	for (size_t i = 0; i < w->section_count && rc == 0; i++) {
+		const section_entry *e = &w->sections[i];
+		rc = hs_buf_put_varint(&idx, e->kind);
+		if (rc == 0) rc = hs_buf_put_varint(&idx, e->offset);
+		if (rc == 0) rc = hs_buf_put_varint(&idx, e->raw);
+		if (rc == 0) rc = hs_buf_put_varint(&idx, e->stored);
+	}
+	uint64_t index_offset = w->offset;
+	if (rc == 0)
+		rc = emit_section(w, HS_SECTION_INDEX, idx.data, idx.len, idx.len > 4096);
+	hs_buf_release(&idx);
+	if (rc < 0)
+		return rc;
+
+	uint8_t foot[HS_FOOTER_SIZE];
+	hs_put_le64(foot, index_offset);
+	hs_put_le32(foot + 8, (uint32_t)w->section_count);
+	hs_put_le32(foot + 12, hs_crc32(0, foot, 12));
+	memcpy(foot + 16, HS_END_MAGIC, 8);
+	HS_TRY(write_all(w, foot, sizeof(foot)));
+
+	if (fsync(w->fd) != 0 && errno != EINVAL)
+		return hs_error_set(HS_EIO, "cannot sync '%s': %s", w->tmp_path, strerror(errno));
+	if (close(w->fd) != 0) {
+		w->fd = -1;
+		return hs_error_set(HS_EIO, "cannot close '%s': %s", w->tmp_path, strerror(errno));
+	}
+	w->fd = -1;
+	if (rename(w->tmp_path, w->final_path) != 0)
+		return hs_error_set(HS_EIO, "cannot rename '%s' to '%s': %s", w->tmp_path,
+		                    w->final_path, strerror(errno));
+	w->committed = 1;
+	if (stats) {
+		track_peak(w);
+		stats->nodes = w->totals.nodes;
+		stats->edges = w->totals.edges;
+		stats->strings = w->totals.strings;
+		stats->types = w->totals.types;
+		stats->roots = w->totals.roots;
+		stats->raw_bytes = w->raw_bytes;
+		stats->file_bytes = w->offset;
+		stats->peak_buffer_bytes = w->peak_buffers;
+	}
+	return 0;
+}
+
+void hs_writer_free(hs_writer *w)
+{
+	if (!w)
+		return;
+	if (w->threaded) {
+		pthread_mutex_lock(&w->lock);
+		w->closing = 1;
+		if (!w->failed) {
+			w->failed = HS_EUSER; /* drop queued work: nobody will read it */
+			snprintf(w->failure, sizeof(w->failure), "writer closed");
+		}
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	if (!w->committed && w->tmp_path && w->tmp_path[0])
+		unlink(w->tmp_path);
+	for (size_t i = 0; i < QUEUE_SLOTS; i++) {
+		/* jobs left in the queue after a failure */
+		if (i < w->q_len)
+			hs_buf_release(&w->queue[(w->q_head + i) % QUEUE_SLOTS].raw);
+	}
+	for (size_t i = 0; i < w->spare_count; i++)
+		hs_buf_release(&w->spare[i]);
+	for (int i = 0; i < HS_STREAM_COUNT; i++)
+		hs_buf_release(&w->streams[i]);
+	hs_buf_release(&w->compressed);
+	hs_buf_release(&w->strings_pool);
+	hs_buf_release(&w->pending_strings);
+	hs_buf_release(&w->pending_types);
+	hs_buf_release(&w->roots);
+	hs_free(w->slots);
+	hs_free(w->sections);
+	if (w->cctx)
+		ZSTD_freeCCtx(w->cctx);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	hs_free(w->final_path);
+	hs_free(w->tmp_path);
+	hs_free(w);
+}
