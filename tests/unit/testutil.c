@@ -3,17 +3,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <ftw.h>
 #include "testutil.h"
+
+static char dir[256];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void remove_dir(void)
+{
+	if (dir[0])
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 const char *hs_test_tmppath(const char *name)
 {
-	static char dir[256];
 	static char paths[16][512];
 	static int next;
 	if (!dir[0]) {
 		snprintf(dir, sizeof(dir), "/tmp/heapsnap-test-XXXXXX");
 		if (!mkdtemp(dir))
 			abort();
+		atexit(remove_dir);
 	}
 	char *p = paths[next++ % 16];
 	snprintf(p, 512, "%s/%s", dir, name);

@@ -1,0 +1,8 @@
+# Corrupt-input tests: every damaged snapshot gives exit 2 and one error line.
+file(GLOB _hs_seed_snapshots ${PROJECT_SOURCE_DIR}/fixtures/snapshots/*.hsnap)
+foreach(_snap ${_hs_seed_snapshots})
+  get_filename_component(_n ${_snap} NAME_WE)
+  add_test(NAME corrupt.sweep.${_n}
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/sweep.py $<TARGET_FILE:heapsnap_cli> ${_snap})
+  set_tests_properties(corrupt.sweep.${_n} PROPERTIES LABELS corrupt TIMEOUT 900)
+endforeach()
