@@ -34,6 +34,7 @@ typedef enum hs_section_kind {
 	HS_SECTION_TYPES = 3,   /* type table chunk */
 	HS_SECTION_NODES = 4,   /* objects and their outgoing edges, columnar */
 	HS_SECTION_ROOTS = 5,   /* roots chunk */
+	HS_SECTION_META_END = 6, /* JSON known only after the walk, merged over META */
 	HS_SECTION_INDEX = 15,  /* section index + totals; last before footer */
 } hs_section_kind;
 
@@ -148,6 +149,12 @@ HS_EXTERN(int) hs_writer_open(hs_writer **out, const char *path,
                               const hs_writer_options *opts);
 /** Write the JSON metadata section (call once, before nodes). */
 HS_EXTERN(int) hs_writer_meta(hs_writer *w, const char *json, size_t len);
+/**
+ * Write the closing metadata section: JSON figures known only at the end
+ * (pause and walk times...). Readers merge its keys over META's. Optional,
+ * at most once.
+ */
+HS_EXTERN(int) hs_writer_meta_end(hs_writer *w, const char *json, size_t len);
 /** Intern a string; *out receives its id (the same bytes give the same id). */
 HS_EXTERN(int) hs_writer_string(hs_writer *w, uint32_t *out, const char *s, size_t len);
 /** Define the next type; *out receives its id (0, 1, 2, ... in call order). */
@@ -184,6 +191,8 @@ typedef struct hs_read_visitor {
 	int (*node)(const hs_node_record *n, void *payload);
 	int (*edge)(const hs_edge_record *e, void *payload);
 	int (*root)(const hs_root_record *r, void *payload);
+	/* the META_END section, if any (reported after every other section) */
+	int (*meta_end)(const char *json, size_t len, void *payload);
 } hs_read_visitor;
 
 #define HS_READ_VISITOR_VERSION 1

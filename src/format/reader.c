@@ -95,6 +95,7 @@ static const char *kind_name(uint32_t kind)
 	case HS_SECTION_NODES: return "NODES";
 	case HS_SECTION_ROOTS: return "ROOTS";
 	case HS_SECTION_INDEX: return "INDEX";
+	case HS_SECTION_META_END: return "META_END";
 	default: return "unknown";
 	}
 }
@@ -513,6 +514,7 @@ static int read_all(reader *r)
 		return FAIL(r, HS_EFORMAT, "corrupt snapshot (the first section is not the metadata)");
 	if (r->v->totals)
 		HS_TRY(r->v->totals(&r->totals, r->python_version, r->payload));
+	const section_info *meta_end = NULL;
 	for (uint64_t i = 0; i < r->section_count; i++) {
 		const section_info *s = &r->sections[i];
 		const uint8_t *raw;
@@ -540,9 +542,20 @@ static int read_all(reader *r)
 			HS_TRY(section_raw(r, s, &raw));
 			HS_TRY(decode_roots(r, raw, s->raw));
 			break;
+		case HS_SECTION_META_END:
+			if (meta_end)
+				return FAIL(r, HS_EFORMAT, "corrupt snapshot (more than one closing metadata section)");
+			meta_end = s;
+			break;
 		default:
 			break; /* unknown kinds are skipped: newer writers stay readable */
 		}
+	}
+	if (meta_end) {
+		const uint8_t *raw;
+		HS_TRY(section_raw(r, meta_end, &raw));
+		if (r->v->meta_end)
+			HS_TRY(r->v->meta_end((const char *)raw, meta_end->raw, r->payload));
 	}
 	if (r->nodes != r->totals.nodes || r->edges != r->totals.edges ||
 	    r->strings != r->totals.strings || r->types != r->totals.types || r->roots != r->totals.roots)
@@ -557,7 +570,7 @@ static int read_all(reader *r)
 int hs_format_read_memory(const void *data, size_t len, const char *name,
                           const hs_read_visitor *v, void *payload)
 {
-	static const hs_read_visitor none = { HS_READ_VISITOR_VERSION, 0, 0, 0, 0, 0, 0, 0 };
+	static const hs_read_visitor none = { HS_READ_VISITOR_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 };
 	if (v && v->version != HS_READ_VISITOR_VERSION)
 		return hs_error_set(HS_EINVAL, "read visitor version %u is not %u", v->version,
 		                    HS_READ_VISITOR_VERSION);

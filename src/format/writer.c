@@ -53,6 +53,7 @@ struct hs_writer {
 	char *tmp_path;
 	int fd;
 	int committed;
+	int meta_end_written;
 
 	/* Owned by the writing side (the thread when threaded). */
 	uint64_t offset;
@@ -434,6 +435,24 @@ int hs_writer_meta(hs_writer *w, const char *json, size_t len)
 	if (rc == 0)
 		rc = submit(w, HS_SECTION_META, &raw);
 	hs_buf_release(&raw);
+	return rc;
+}
+
+int hs_writer_meta_end(hs_writer *w, const char *json, size_t len)
+{
+	HS_TRY(check_failed(w));
+	if (w->meta_end_written)
+		return hs_error_set(HS_EINVAL, "closing metadata already written");
+	/* after every chunk, so that it is the last section before the index */
+	HS_TRY(flush_chunk(w));
+	HS_TRY(flush_roots(w));
+	HS_TRY(flush_tables(w));
+	hs_buf raw = HS_BUF_INIT;
+	int rc = hs_buf_put(&raw, json, len);
+	if (rc == 0)
+		rc = submit(w, HS_SECTION_META_END, &raw);
+	hs_buf_release(&raw);
+	w->meta_end_written = 1;
 	return rc;
 }
 

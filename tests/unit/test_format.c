@@ -561,3 +561,32 @@ Test(format_write, survives_allocation_failures)
 		hs_writer_free(w);
 	}
 }
+
+static int on_meta_end(const char *j, size_t n, void *p)
+{
+	char *out = p;
+	snprintf(out, 128, "%.*s", (int)n, j);
+	return 0;
+}
+
+Test(format_write, closing_metadata_is_reported_after_everything)
+{
+	const char *path = hs_test_tmppath("metaend.hsnap");
+	hs_writer *w;
+	cr_assert_eq(hs_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(hs_writer_meta(w, "{\"a\":1}", 7), 0);
+	uint32_t sid, tid;
+	hs_writer_string(w, &sid, "int", 3);
+	hs_type_record t = { 1, sid, 0, 28 };
+	hs_writer_type(w, &tid, &t);
+	hs_node_record n = { 0x10, tid, 0, 28, 1, NULL, 0, 0 };
+	cr_assert_eq(hs_writer_node(w, &n), 0);
+	cr_assert_eq(hs_writer_meta_end(w, "{\"dump\":{\"pause_seconds\":0.5}}", 30), 0);
+	cr_assert_eq(hs_writer_meta_end(w, "{}", 2), HS_EINVAL);
+	cr_assert_eq(hs_writer_commit(w, NULL), 0, "%s", hs_error_last());
+	hs_writer_free(w);
+	char got[128] = "";
+	hs_read_visitor v = { HS_READ_VISITOR_VERSION, 0, 0, 0, 0, 0, 0, 0, on_meta_end };
+	cr_assert_eq(hs_format_read(path, &v, got), 0, "%s", hs_error_last());
+	cr_assert_str_eq(got, "{\"dump\":{\"pause_seconds\":0.5}}");
+}
