@@ -1,0 +1,104 @@
+/*
+ * heapsnap/analysis.h: analyses over loaded snapshots.
+ *
+ * summary: objects and bytes per type (or per module), largest first.
+ * diff: per type change between two snapshots, and the objects new in the
+ * second. Results are plain structs owned by the caller (`_free`); names in
+ * them are owned by the result, not borrowed from the snapshots.
+ */
+#ifndef HEAPSNAP_ANALYSIS_H
+#define HEAPSNAP_ANALYSIS_H
+
+#include "common.h"
+#include "errors.h"
+#include "snapshot.h"
+
+typedef enum hs_group_by {
+	HS_GROUP_TYPE = 0,   /* the full type name, "module.QualName" */
+	HS_GROUP_MODULE = 1, /* the part before the last dot; bare names -> "builtins" */
+} hs_group_by;
+
+/** Module of a type name: "a.b.C" -> "a.b", "dict" -> "builtins". Writes at
+ *  most `size` bytes (NUL included) and returns the full length. */
+HS_EXTERN(size_t) hs_analysis_module_of(const char *type_name, char *buf, size_t size);
+
+/* ------------------------------------------------------------------ */
+/* summary                                                             */
+
+typedef struct hs_summary_row {
+	const char *name;  /* type or module name */
+	uint64_t count;    /* objects */
+	uint64_t bytes;    /* sum of their sizes */
+} hs_summary_row;
+
+typedef struct hs_summary {
+	hs_group_by by;
+	size_t row_count;
+	hs_summary_row *rows; /* sorted by bytes desc, then count desc, then name */
+	uint64_t total_count;
+	uint64_t total_bytes;
+} hs_summary;
+
+typedef struct hs_summary_options {
+	unsigned version;
+	hs_group_by by;
+} hs_summary_options;
+
+#define HS_SUMMARY_OPTIONS_VERSION 1
+#define HS_SUMMARY_OPTIONS_INIT { HS_SUMMARY_OPTIONS_VERSION, HS_GROUP_TYPE }
+
+/**
+ * Count objects and bytes per type (or module). Types with the same name
+ * (a class defined twice) form one row.
+ * @param opts NULL for defaults.
+ * @return 0 or a negative hs_error_code; *out belongs to the caller
+ *         (hs_summary_free).
+ */
+HS_EXTERN(int) hs_analysis_summary(hs_summary **out, const hs_snapshot *s,
+                                   const hs_summary_options *opts);
+HS_EXTERN(void) hs_summary_free(hs_summary *sum);
+
+/* ------------------------------------------------------------------ */
+/* diff                                                                */
+
+typedef struct hs_diff_row {
+	const char *name;
+	uint64_t count_a, bytes_a;
+	uint64_t count_b, bytes_b;
+	int64_t count_delta, bytes_delta; /* B - A */
+	uint64_t new_count, new_bytes;    /* objects of B not in A */
+} hs_diff_row;
+
+typedef struct hs_diff {
+	hs_group_by by;
+	size_t row_count;
+	hs_diff_row *rows;      /* every name in A or B, by bytes_delta desc,
+	                           then count_delta desc, then name */
+	size_t new_row_count;
+	hs_diff_row *new_rows;  /* rows with new_count > 0, by new_bytes desc */
+	hs_diff_row total;      /* name "total" */
+	int grew;               /* some row has count_delta > 0 or bytes_delta > 0 */
+} hs_diff;
+
+typedef struct hs_diff_options {
+	unsigned version;
+	hs_group_by by;
+} hs_diff_options;
+
+#define HS_DIFF_OPTIONS_VERSION 1
+#define HS_DIFF_OPTIONS_INIT { HS_DIFF_OPTIONS_VERSION, HS_GROUP_TYPE }
+
+/**
+ * Compare snapshot `a` (before) with `b` (after). An object of B is new when
+ * A has no object at its address with the same type name (an address reused
+ * by an object of the same type counts as the same object: a snapshot holds
+ * no identity beyond address and type). Linear time: one hash lookup per
+ * object of B.
+ * @return 0 or a negative hs_error_code; *out belongs to the caller
+ *         (hs_diff_free).
+ */
+HS_EXTERN(int) hs_analysis_diff(hs_diff **out, const hs_snapshot *a, const hs_snapshot *b,
+                                const hs_diff_options *opts);
+HS_EXTERN(void) hs_diff_free(hs_diff *d);
+
+#endif

@@ -1,0 +1,62 @@
+/* cli/cmd_diff.c: `heapsnap diff A B [--top N] [--by type|module] [--json] [--exit-code]`. */
+#include <stddef.h>
+#include "cli/cli.h"
+
+typedef struct diff_args {
+	int json;
+	int exit_code;
+	size_t top;
+	const char *by;
+} diff_args;
+
+const hs_cli_option hs_cli_opts_diff[] = {
+	{ HS_OPT_SIZE, "top", 0, "N", "show the N rows that grew most (default 25; 0: all)",
+	  offsetof(diff_args, top) },
+	{ HS_OPT_STRING, "by", 0, "type|module", "group by type (default) or by module",
+	  offsetof(diff_args, by) },
+	{ HS_OPT_FLAG, "json", 0, NULL, "print JSON (formats/diff.schema.json)",
+	  offsetof(diff_args, json) },
+	{ HS_OPT_FLAG, "exit-code", 0, NULL,
+	  "exit with 1 when some type grew in objects or bytes, 0 otherwise",
+	  offsetof(diff_args, exit_code) },
+	{ HS_OPT_END, NULL, 0, NULL, NULL, 0 },
+};
+
+int hs_cli__group_by(const hs_cli_command *cmd, const char *by, hs_group_by *out);
+
+int cmd_diff(int argc, const char **argv)
+{
+	const hs_cli_command *self = hs_cli_find("diff");
+	diff_args args = { 0, 0, 25, NULL };
+	const char *pos[2];
+	int npos, rc = hs_cli_parse(self, argc, argv, &args, pos, 2, &npos, 0);
+	if (rc >= 0)
+		return rc;
+	hs_diff_options dopt = HS_DIFF_OPTIONS_INIT;
+	if ((rc = hs_cli__group_by(self, args.by, &dopt.by)) >= 0)
+		return rc;
+	if (npos != 2)
+		return hs_cli_usage_error(self, "expected two snapshots");
+	hs_snapshot *a = NULL, *b = NULL;
+	hs_diff *d = NULL;
+	if ((rc = hs_cli_open(&a, pos[0])) != 0 || (rc = hs_cli_open(&b, pos[1])) != 0)
+		goto done;
+	hs_render_options ro = HS_RENDER_OPTIONS_INIT;
+	ro.top = args.top;
+	if (hs_analysis_diff(&d, a, b, &dopt) < 0) {
+		rc = hs_cli_error();
+	} else if (args.json) {
+		cJSON *j;
+		rc = hs_render_diff_json(&j, a, b, d, &ro) < 0 ? hs_cli_error() : hs_cli_print_json(j);
+	} else {
+		rc = hs_render_diff_text(stdout, a, b, d, &ro) < 0 ? hs_cli_error()
+		                                                   : hs_cli_finish_output();
+	}
+	if (rc == 0 && args.exit_code && d->grew)
+		rc = HS_EXIT_FOUND;
+done:
+	hs_diff_free(d);
+	hs_snapshot_free(a);
+	hs_snapshot_free(b);
+	return rc;
+}

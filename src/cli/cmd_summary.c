@@ -1,0 +1,65 @@
+/* cli/cmd_summary.c: `heapsnap summary SNAP [--top N] [--by type|module] [--json]`. */
+#include <stddef.h>
+#include <string.h>
+#include "cli/cli.h"
+
+typedef struct summary_args {
+	int json;
+	size_t top;
+	const char *by;
+} summary_args;
+
+const hs_cli_option hs_cli_opts_summary[] = {
+	{ HS_OPT_SIZE, "top", 0, "N", "show the N largest rows (default 25; 0: all)",
+	  offsetof(summary_args, top) },
+	{ HS_OPT_STRING, "by", 0, "type|module", "group by type (default) or by module",
+	  offsetof(summary_args, by) },
+	{ HS_OPT_FLAG, "json", 0, NULL, "print JSON (formats/summary.schema.json)",
+	  offsetof(summary_args, json) },
+	{ HS_OPT_END, NULL, 0, NULL, NULL, 0 },
+};
+
+/* shared with cmd_diff.c */
+int hs_cli__group_by(const hs_cli_command *cmd, const char *by, hs_group_by *out)
+{
+	if (!by || !strcmp(by, "type"))
+		*out = HS_GROUP_TYPE;
+	else if (!strcmp(by, "module"))
+		*out = HS_GROUP_MODULE;
+	else
+		return hs_cli_usage_error(cmd, "--by expects 'type' or 'module', not '%s'", by);
+	return -1;
+}
+
+int cmd_summary(int argc, const char **argv)
+{
+	const hs_cli_command *self = hs_cli_find("summary");
+	summary_args args = { 0, 25, NULL };
+	const char *pos[1];
+	int npos, rc = hs_cli_parse(self, argc, argv, &args, pos, 1, &npos, 0);
+	if (rc >= 0)
+		return rc;
+	hs_summary_options so = HS_SUMMARY_OPTIONS_INIT;
+	if ((rc = hs_cli__group_by(self, args.by, &so.by)) >= 0)
+		return rc;
+	if (npos != 1)
+		return hs_cli_usage_error(self, "expected one snapshot");
+	hs_snapshot *s;
+	if ((rc = hs_cli_open(&s, pos[0])) != 0)
+		return rc;
+	hs_summary *sum = NULL;
+	hs_render_options ro = HS_RENDER_OPTIONS_INIT;
+	ro.top = args.top;
+	if (hs_analysis_summary(&sum, s, &so) < 0) {
+		rc = hs_cli_error();
+	} else if (args.json) {
+		cJSON *j;
+		rc = hs_render_summary_json(&j, s, sum, &ro) < 0 ? hs_cli_error() : hs_cli_print_json(j);
+	} else {
+		rc = hs_render_summary_text(stdout, s, sum, &ro) < 0 ? hs_cli_error()
+		                                                     : hs_cli_finish_output();
+	}
+	hs_summary_free(sum);
+	hs_snapshot_free(s);
+	return rc;
+}

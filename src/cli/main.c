@@ -1,0 +1,98 @@
+/*
+ * cli/main.c: `heapsnap <command>`: the command table and dispatch.
+ * Adding a command is a file (cmd_<name>.c), a row here, a test.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+
+#ifndef HS_VERSION
+#define HS_VERSION "0.0.0"
+#endif
+
+/* Alphabetical. */
+const hs_cli_command hs_cli_commands[] = {
+	{ "diff", cmd_diff, "compare two snapshots: growth per type, objects new in the second",
+	  "diff A B [--top N] [--by type|module] [--json] [--exit-code]",
+	  HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_diff },
+	{ "help", cmd_help, "show help for heapsnap or one of its commands",
+	  "help [COMMAND]", 0, hs_cli_opts_help },
+	{ "info", cmd_info, "show what a snapshot records about its process, and its contents",
+	  "info SNAP [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_info },
+	{ "run", cmd_run, "run a Python script and take snapshots of it",
+	  "run [-o DIR] [--at-exit] [--every SECONDS] [--signal SIG] [--collect] [--python PATH] "
+	  "-- SCRIPT [ARGS...]", 0, hs_cli_opts_run },
+	{ "summary", cmd_summary, "objects and bytes per type, next to the process's memory",
+	  "summary SNAP [--top N] [--by type|module] [--json]", HS_CMD_NEEDS_SNAPSHOT,
+	  hs_cli_opts_summary },
+	{ NULL, NULL, NULL, NULL, 0, NULL },
+};
+
+const hs_cli_command *hs_cli_find(const char *name)
+{
+	for (const hs_cli_command *c = hs_cli_commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static void print_help(FILE *f)
+{
+	fputs("usage: heapsnap [--version] [--help] <command> [<args>]\n\n"
+	      "memory forensics for Python: take snapshots of a process's heap, then analyse them\n\n"
+	      "commands:\n", f);
+	size_t w = 0;
+	for (const hs_cli_command *c = hs_cli_commands; c->name; c++)
+		if (strlen(c->name) > w)
+			w = strlen(c->name);
+	for (const hs_cli_command *c = hs_cli_commands; c->name; c++)
+		fprintf(f, "   %-*s  %s\n", (int)w, c->name, c->help);
+	fputs("\nSee 'heapsnap <command> --help' for the options of a command.\n", f);
+}
+
+const hs_cli_option hs_cli_opts_help[] = { { HS_OPT_END, NULL, 0, NULL, NULL, 0 } };
+
+int cmd_help(int argc, const char **argv)
+{
+	const hs_cli_command *self = hs_cli_find("help");
+	const char *pos[1];
+	int npos, rc = hs_cli_parse(self, argc, argv, NULL, pos, 1, &npos, 0);
+	if (rc >= 0)
+		return rc;
+	if (!npos) {
+		print_help(stdout);
+		return hs_cli_finish_output();
+	}
+	const hs_cli_command *c = hs_cli_find(pos[0]);
+	if (!c)
+		return hs_cli_usage_error(self, "'%s' is not a heapsnap command", pos[0]);
+	hs_cli_print_command_help(c, stdout);
+	return hs_cli_finish_output();
+}
+
+int main(int argc, char **argv)
+{
+	const char **av = (const char **)argv;
+	if (argc < 2) {
+		print_help(stderr);
+		return HS_EXIT_USAGE;
+	}
+	const char *first = av[1];
+	if (!strcmp(first, "--help") || !strcmp(first, "-h"))
+		return cmd_help(1, (const char *[]){ "help", NULL });
+	if (!strcmp(first, "--version") || !strcmp(first, "version")) {
+		printf("heapsnap version %s\n", HS_VERSION);
+		return hs_cli_finish_output();
+	}
+	if (first[0] == '-') {
+		fprintf(stderr, "heapsnap: unknown option '%s'\n"
+		                "usage: heapsnap [--version] [--help] <command> [<args>]\n", first);
+		return HS_EXIT_USAGE;
+	}
+	const hs_cli_command *c = hs_cli_find(first);
+	if (!c) {
+		fprintf(stderr, "heapsnap: '%s' is not a heapsnap command; see 'heapsnap --help'\n", first);
+		return HS_EXIT_USAGE;
+	}
+	return c->fn(argc - 1, av + 1);
+}

@@ -1,0 +1,90 @@
+/*
+ * graph/snapshot_internal.h: the hs_snapshot structure, shared by the files
+ * of src/graph (loader, address map, labels, reverse edges).
+ */
+#ifndef HS_GRAPH_SNAPSHOT_INTERNAL_H
+#define HS_GRAPH_SNAPSHOT_INTERNAL_H
+
+#include "heapsnap/snapshot.h"
+#include "util/buf.h"
+
+/* Address map: open addressing with linear probing over u32 node indexes;
+ * the key (the address) is read from the node array, so a slot costs 4
+ * bytes. The table has ~1.5 slots per node and is indexed by Lemire's
+ * multiply-shift range reduction, so its size need not be a power of two. */
+typedef struct hs_addrmap {
+	uint32_t *slots; /* HS_NO_NODE = empty */
+	uint32_t size;
+} hs_addrmap;
+
+struct hs_snapshot {
+	hs_graph g;   /* const views of the arrays below */
+	char *path;
+
+	/* node arrays (owned; g points at them) */
+	uint64_t *address;
+	uint32_t *type;
+	uint32_t *size32;
+	uint32_t *refcount;
+	uint8_t *flags;
+	uint32_t *value;
+	uint32_t *edge_start;
+	uint32_t node_cap;
+	hs_buf values;
+
+	/* edge arrays: while loading, targets are u64 addresses, narrowed to
+	 * u32 node indexes in place by finish(); labels are u32 from the start,
+	 * except key/attr labels (addresses), staged in key_addr in edge order. */
+	void *edge_target;
+	uint8_t *edge_kind;
+	uint32_t *edge_label;
+	uint64_t edge_len, edge_cap;
+	uint64_t *key_addr;
+	uint64_t key_len, key_cap;
+
+	/* big sizes */
+	uint32_t *big_node;
+	uint64_t *big_size;
+	uint32_t big_cap;
+
+	/* reverse edges */
+	uint32_t *rev_start, *rev_edge, *rev_source;
+
+	/* strings: NUL-terminated in one pool */
+	hs_buf strings;
+	uint64_t *string_off; /* [string_count + 1] */
+	uint32_t string_count, string_cap;
+
+	hs_snapshot_type *types;
+	uint32_t type_count, type_cap;
+
+	/* roots from the file; while loading, root_addr holds their targets */
+	hs_snapshot_root *roots;
+	uint64_t *root_addr;
+	uint32_t root_count, root_cap;
+	/* derived held-from-C roots, compact (8 bytes each): they can be many */
+	uint32_t *held_node;
+	uint32_t *held_excess; /* saturated like refcounts */
+	uint32_t held_count;
+
+	char *meta_json;
+	size_t meta_len;
+	void *meta; /* cJSON * */
+
+	hs_addrmap map;
+	hs_snapshot_stats stats;
+	int have_totals;
+	hs_totals totals;
+	uint64_t max_nodes;
+	uint64_t input_bytes;    /* file size, bounds presizing */
+	uint32_t pending_edges;  /* edges still expected for the last node */
+};
+
+int hs_addrmap__build(hs_addrmap *m, const uint64_t *address, uint32_t n, uint32_t *dup);
+uint32_t hs_addrmap__find(const hs_addrmap *m, const uint64_t *address, uint64_t key);
+/* Replace each of n u64 addresses at `keys` by its node index (HS_NO_NODE if
+ * none), in place, with batched prefetching. */
+void hs_addrmap__resolve(const hs_addrmap *m, const uint64_t *address, void *keys, uint64_t n);
+void hs_addrmap__release(hs_addrmap *m);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * render/summary.c: `heapsnap summary`: what the process holds physically
+ * (RSS/PSS/USS) next to what Python objects account for, then objects and
+ * bytes per type.
+ */
+#include <string.h>
+#include "render/render_internal.h"
+
+static size_t top_of(const hs_render_options *o, size_t rows)
+{
+	size_t top = o ? o->top : 25;
+	return top && top < rows ? top : rows;
+}
+
+static void pct(char *buf, size_t size, uint64_t part, uint64_t whole)
+{
+	if (!whole)
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "%.1f%%", 100.0 * (double)part / (double)whole);
+}
+
+static int memory_table(FILE *f, const hs_snapshot *s, const hs_summary *sum)
+{
+	static const struct { const char *key, *label, *what; } figs[] = {
+		{ "process.rss", "RSS", "resident: physical memory of the process" },
+		{ "process.pss", "PSS", "resident, shared pages divided among the processes sharing them" },
+		{ "process.uss", "USS", "resident and private: freed if the process exits" },
+		{ "process.swap", "swap", "swapped out" },
+	};
+	hs_table *t;
+	HS_TRY(hs_table_new(&t, 3));
+	int rc = 0;
+	char h[32], line[256];
+	uint64_t rss = 0, v;
+	int have_rss = hs_render__meta_u64(s, "process.rss", &rss);
+	for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]) && rc == 0; i++) {
+		if (!hs_render__meta_u64(s, figs[i].key, &v))
+			continue;
+		hs_render_size(h, sizeof(h), v);
+		const char *cells[3] = { figs[i].label, h, figs[i].what };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0) {
+		char c[32], p[32];
+		hs_render_size(h, sizeof(h), sum->total_bytes);
+		hs_render_count(c, sizeof(c), sum->total_count);
+		pct(p, sizeof(p), sum->total_bytes, rss);
+		if (have_rss)
+			snprintf(line, sizeof(line), "%s of RSS: %s objects, sizes as sys.getsizeof reports", p, c);
+		else
+			snprintf(line, sizeof(line), "%s objects, sizes as sys.getsizeof reports", c);
+		const char *cells[3] = { "Python objects", h, line };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0 && hs_render__meta_u64(s, "pymalloc.allocated_blocks", &v)) {
+		char c[32];
+		hs_render_count(c, sizeof(c), v);
+		uint64_t arenas;
+		if (hs_render__meta_u64(s, "pymalloc.bytes_in_arenas", &arenas)) {
+			hs_render_size(h, sizeof(h), arenas);
+			snprintf(line, sizeof(line), "%s blocks allocated (small objects); bytes held in arenas", c);
+		} else {
+			snprintf(h, sizeof(h), "-");
+			snprintf(line, sizeof(line), "%s blocks allocated (small objects)", c);
+		}
+		const char *cells[3] = { "pymalloc", h, line };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0) {
+		hs_table_column(t, 0, "memory", HS_ALIGN_LEFT);
+		hs_table_column(t, 1, "bytes", HS_ALIGN_RIGHT);
+		hs_table_column(t, 2, "", HS_ALIGN_LEFT);
+		rc = hs_table_print(t, f, 0);
+	}
+	hs_table_free(t);
+	return rc;
+}
+
+int hs_render_summary_text(FILE *f, const hs_snapshot *s, const hs_summary *sum,
+                           const hs_render_options *opts)
+{
+	char a[64], b[64], c[64], line[512];
+	hs_render_count(a, sizeof(a), sum->total_count);
+	hs_render_size(b, sizeof(b), sum->total_bytes);
+	snprintf(line, sizeof(line), "%s: %s objects, %s", hs_snapshot_path(s), a, b);
+	const cJSON *pid = hs_render__meta(s, "pid"), *py = hs_render__meta(s, "python.version");
+	const cJSON *when = hs_render__meta(s, "time_iso");
+	size_t n = strlen(line);
+	if (cJSON_IsNumber(pid))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "; pid %.0f", pid->valuedouble);
+	if (cJSON_IsString(py) && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ", python %s", py->valuestring);
+	if (cJSON_IsString(when) && n < sizeof(line))
+		snprintf(line + n, sizeof(line) - n, ", %s", when->valuestring);
+	fprintf(f, "%s\n\n", line);
+	HS_TRY(memory_table(f, s, sum));
+	fputc('\n', f);
+
+	hs_table *t;
+	HS_TRY(hs_table_new(&t, 4));
+	int rc = 0;
+	hs_table_column(t, 0, sum->by == HS_GROUP_MODULE ? "module" : "type", HS_ALIGN_LEFT);
+	hs_table_column(t, 1, "objects", HS_ALIGN_RIGHT);
+	hs_table_column(t, 2, "bytes", HS_ALIGN_RIGHT);
+	hs_table_column(t, 3, "share", HS_ALIGN_RIGHT);
+	size_t top = top_of(opts, sum->row_count);
+	for (size_t i = 0; i < top && rc == 0; i++) {
+		const hs_summary_row *r = &sum->rows[i];
+		hs_render_count(a, sizeof(a), r->count);
+		hs_render_size(b, sizeof(b), r->bytes);
+		pct(c, sizeof(c), r->bytes, sum->total_bytes);
+		const char *cells[4] = { r->name, a, b, c };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0 && top < sum->row_count) {
+		uint64_t oc = 0, ob = 0;
+		for (size_t i = top; i < sum->row_count; i++) {
+			oc += sum->rows[i].count;
+			ob += sum->rows[i].bytes;
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "(%zu more %s)", sum->row_count - top,
+		         sum->by == HS_GROUP_MODULE ? "modules" : "types");
+		hs_render_count(a, sizeof(a), oc);
+		hs_render_size(b, sizeof(b), ob);
+		pct(c, sizeof(c), ob, sum->total_bytes);
+		const char *cells[4] = { name, a, b, c };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0)
+		rc = hs_table_rule(t);
+	if (rc == 0) {
+		hs_render_count(a, sizeof(a), sum->total_count);
+		hs_render_size(b, sizeof(b), sum->total_bytes);
+		const char *cells[4] = { "total", a, b, sum->total_bytes ? "100.0%" : "-" };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0)
+		rc = hs_table_print(t, f, 0);
+	hs_table_free(t);
+	return rc;
+}
+
+int hs_render_summary_json(cJSON **out, const hs_snapshot *s, const hs_summary *sum,
+                           const hs_render_options *opts)
+{
+	*out = NULL;
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return hs_render__oom();
+	int ok = 1;
+	ok &= cJSON_AddStringToObject(o, "file", hs_snapshot_path(s)) != NULL;
+	ok &= cJSON_AddStringToObject(o, "by", sum->by == HS_GROUP_MODULE ? "module" : "type") != NULL;
+	ok &= cJSON_AddItemToObject(o, "top", hs_render__num(opts ? opts->top : 25));
+	cJSON *mem = cJSON_AddObjectToObject(o, "memory");
+	ok &= mem != NULL;
+	static const char *const figs[] = { "rss", "pss", "uss", "vms", "swap" };
+	for (size_t i = 0; ok && i < sizeof(figs) / sizeof(figs[0]); i++) {
+		char path[32];
+		uint64_t v;
+		snprintf(path, sizeof(path), "process.%s", figs[i]);
+		if (hs_render__meta_u64(s, path, &v))
+			ok &= cJSON_AddItemToObject(mem, figs[i], hs_render__num(v));
+	}
+	uint64_t v;
+	if (ok)
+		ok &= cJSON_AddItemToObject(mem, "python_objects", hs_render__num(sum->total_bytes));
+	if (ok && hs_render__meta_u64(s, "pymalloc.allocated_blocks", &v))
+		ok &= cJSON_AddItemToObject(mem, "pymalloc_allocated_blocks", hs_render__num(v));
+	if (ok && hs_render__meta_u64(s, "pymalloc.bytes_in_arenas", &v))
+		ok &= cJSON_AddItemToObject(mem, "pymalloc_bytes_in_arenas", hs_render__num(v));
+
+	cJSON *total = cJSON_AddObjectToObject(o, "total");
+	ok &= total != NULL;
+	if (ok) {
+		ok &= cJSON_AddItemToObject(total, "count", hs_render__num(sum->total_count));
+		ok &= cJSON_AddItemToObject(total, "bytes", hs_render__num(sum->total_bytes));
+		ok &= cJSON_AddItemToObject(total, "groups", hs_render__num(sum->row_count));
+	}
+	cJSON *rows = cJSON_AddArrayToObject(o, "rows");
+	ok &= rows != NULL;
+	size_t top = top_of(opts, sum->row_count);
+	for (size_t i = 0; ok && i < top; i++) {
+		cJSON *r = cJSON_CreateObject();
+		ok &= r != NULL && cJSON_AddItemToArray(rows, r);
+		if (!ok)
+			break;
+		ok &= cJSON_AddStringToObject(r, "name", sum->rows[i].name) != NULL;
+		ok &= cJSON_AddItemToObject(r, "count", hs_render__num(sum->rows[i].count));
+		ok &= cJSON_AddItemToObject(r, "bytes", hs_render__num(sum->rows[i].bytes));
+	}
+	cJSON *other = cJSON_AddObjectToObject(o, "other");
+	ok &= other != NULL;
+	if (ok) {
+		uint64_t oc = 0, ob = 0;
+		for (size_t i = top; i < sum->row_count; i++) {
+			oc += sum->rows[i].count;
+			ob += sum->rows[i].bytes;
+		}
+		ok &= cJSON_AddItemToObject(other, "count", hs_render__num(oc));
+		ok &= cJSON_AddItemToObject(other, "bytes", hs_render__num(ob));
+		ok &= cJSON_AddItemToObject(other, "groups", hs_render__num(sum->row_count - top));
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return hs_render__oom();
+	}
+	*out = o;
+	return 0;
+}

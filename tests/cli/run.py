@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+"""Data-driven CLI tests for `heapsnap` (tests/cli/cases.txt).
+
+  run.py prepare            build fixtures: make_snapshot on fixtures/*.txt,
+                            then damaged variants of small.hsnap
+  run.py case NAME          run one case
+  run.py update [NAME...]   rewrite golden files from the current output
+
+Environment: HEAPSNAP (the CLI), MAKE_SNAPSHOT, FIXTURES (output dir).
+
+cases.txt lines:  name | arguments | exit status | checks
+  arguments: shell words; @name stands for FIXTURES/name.hsnap, @@ for FIXTURES,
+             $HERE for this directory
+  checks (joined with ';'):
+    golden              stdout equals golden/<name>.out
+    stdout~REGEX        stdout matches REGEX (re.search, multiline)
+    stderr~REGEX        stderr is exactly one line and matches REGEX
+    usage               stderr's last line starts with "usage: heapsnap"
+    schema:NAME         stdout is JSON valid against formats/NAME.schema.json
+    json:PATH=VALUE     a field of the JSON stdout (PATH dotted, [i] for lists)
+    quiet               stderr is empty
+"""
+import json
+import os
+import re
+import shlex
+import struct
+import subprocess
+import sys
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FIX = os.environ.get("FIXTURES", os.path.join(os.getcwd(), "cli-fixtures"))
+HEAPSNAP = os.environ.get("HEAPSNAP", "heapsnap")
+MAKE = os.environ.get("MAKE_SNAPSHOT", "make_snapshot")
+
+
+def cases():
+    out = {}
+    with open(os.path.join(HERE, "cases.txt")) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, args, status, checks = [p.strip() for p in line.split("|", 3)]
+            out[name] = (args, int(status), [c.strip() for c in checks.split(";") if c.strip()])
+    return out
+
+
+def header_crc_fix(data):
+    return data[:28] + struct.pack("<I", zlib.crc32(data[:28]) & 0xFFFFFFFF) + data[32:]
+
+
+def section(kind, payload):
+    head = struct.pack("<IIII", kind, 0, len(payload), len(payload))
+    head += struct.pack("<I", zlib.crc32(payload) & 0xFFFFFFFF)
+    head += struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF)
+    return head + payload
+
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def absurd_counts():
+    """A well-formed container whose index claims 2^40 objects: the reader must
+    refuse it without trying to allocate for them."""
+    hdr = b"\x89HSN\r\n\x1a\n" + struct.pack("<HHHBBII I", 1, 0, 1, 8, 1, 0x030C01F0, 0, 0)
+    hdr = hdr[:28] + struct.pack("<I", zlib.crc32(hdr[:28]) & 0xFFFFFFFF)
+    meta = section(1, b'{"format":"heapsnap-snapshot"}')
+    off_meta = len(hdr)
+    index_payload = b"".join(varint(v) for v in (1 << 40, 1 << 41, 0, 0, 0))
+    index_payload += varint(1) + varint(1) + varint(off_meta) + varint(len(meta) - 24) * 2
+    off_index = len(hdr) + len(meta)
+    index = section(15, index_payload)
+    foot = struct.pack("<QI", off_index, 1)
+    foot += struct.pack("<I", zlib.crc32(foot) & 0xFFFFFFFF) + b"HSNAPEND"
+    return hdr + meta + index + foot
+
+
+def prepare():
+    os.makedirs(FIX, exist_ok=True)
+    for name in sorted(os.listdir(os.path.join(HERE, "fixtures"))):
+        if name.endswith(".txt"):
+            src = os.path.join(HERE, "fixtures", name)
+            dst = os.path.join(FIX, name[:-4] + ".hsnap")
+            subprocess.run([MAKE, src, dst], check=True)
+    good = open(os.path.join(FIX, "small.hsnap"), "rb").read()
+    variants = {
+        "truncated": good[: len(good) - 10],
+        "half": good[: len(good) // 2],
+        "bitflip": good[:100] + bytes([good[100] ^ 0x10]) + good[101:],
+        "badmagic": b"\x89HSX" + good[4:],
+        "textmode": good.replace(b"\r\n", b"\n", 1),
+        "version2": header_crc_fix(good[:8] + struct.pack("<H", 2) + good[10:]),
+        "zero": b"",
+        "garbage": b"this is not a heap snapshot\n" * 20,
+        "absurd": absurd_counts(),
+    }
+    for name, data in variants.items():
+        with open(os.path.join(FIX, "bad-" + name + ".hsnap"), "wb") as f:
+            f.write(data)
+    os.makedirs(os.path.join(FIX, "adir.hsnap"), exist_ok=True)
+
+
+def expand(args):
+    out = []
+    for w in shlex.split(args.replace("$HERE", HERE)):
+        if w == "@@":
+            w = FIX
+        elif w.startswith("@"):
+            w = os.path.join(FIX, w[1:] + ".hsnap")
+        out.append(w)
+    return out
+
+
+def run_case(name, case):
+    args, _, _ = case
+    argv = [HEAPSNAP] + expand(args)
+    env = dict(os.environ, LC_ALL="C")
+    p = subprocess.run(argv, capture_output=True, env=env, timeout=60, cwd=FIX)
+    # paths in output are relative to the fixture dir: make goldens portable
+    out = p.stdout.decode("utf-8", "replace").replace(FIX + "/", "")
+    err = p.stderr.decode("utf-8", "replace").replace(FIX + "/", "")
+    return p.returncode, out, err
+
+
+def json_path(doc, path):
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        doc = doc[int(part[1:-1])] if part.startswith("[") else doc[part]
+    return doc
+
+
+def check(name, case):
+    args, status, checks = case
+    code, out, err = run_case(name, case)
+    if code < 0:  # killed by a signal: report it the way a shell does
+        code = 128 - code
+    problems = []
+    if code != status:
+        problems.append("exit status %d, expected %d" % (code, status))
+    for c in checks:
+        if c == "golden":
+            path = os.path.join(HERE, "golden", name + ".out")
+            want = open(path).read() if os.path.exists(path) else None
+            if want != out:
+                problems.append("stdout differs from golden/%s.out (run.py update %s)" % (name, name))
+        elif c.startswith("stdout~"):
+            if not re.search(c[7:], out, re.M):
+                problems.append("stdout does not match %r" % c[7:])
+        elif c.startswith("stderr~"):
+            lines = err.splitlines()
+            if len(lines) != 1 or not re.search(c[7:], lines[0]):
+                problems.append("stderr is not one line matching %r" % c[7:])
+        elif c == "usage":
+            lines = err.splitlines()
+            if not lines or not lines[-1].startswith("usage: heapsnap"):
+                problems.append("no usage line on stderr")
+        elif c == "quiet":
+            if err:
+                problems.append("stderr not empty")
+        elif c.startswith("schema:"):
+            import jsonschema
+            schema = json.load(open(os.path.join(ROOT, "formats", c[7:] + ".schema.json")))
+            jsonschema.Draft202012Validator.check_schema(schema)
+            try:
+                jsonschema.validate(json.loads(out), schema, cls=jsonschema.Draft202012Validator)
+            except Exception as e:  # noqa: BLE001 - report any failure
+                problems.append("schema %s: %s" % (c[7:], str(e).splitlines()[0]))
+        elif c.startswith("json:"):
+            path, want = c[5:].split("=", 1)
+            try:
+                got = json_path(json.loads(out), path)
+            except Exception as e:  # noqa: BLE001
+                problems.append("json %s: %s" % (path, e))
+                continue
+            if json.dumps(got) != want and str(got) != want:
+                problems.append("json %s = %s, expected %s" % (path, json.dumps(got), want))
+        else:
+            problems.append("unknown check %r" % c)
+    if problems:
+        sys.stdout.write("$ heapsnap %s\n--- stdout\n%s--- stderr\n%s---\n" % (args, out, err))
+        for p in problems:
+            print("FAIL %s: %s" % (name, p))
+        return 1
+    print("ok %s" % name)
+    return 0
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    cmd = sys.argv[1]
+    if cmd == "prepare":
+        prepare()
+        return 0
+    all_cases = cases()
+    if cmd == "case":
+        return check(sys.argv[2], all_cases[sys.argv[2]])
+    if cmd == "update":
+        names = sys.argv[2:] or [n for n, c in all_cases.items() if "golden" in c[2]]
+        for n in names:
+            _, out, _ = run_case(n, all_cases[n])
+            with open(os.path.join(HERE, "golden", n + ".out"), "w") as f:
+                f.write(out)
+            print("wrote golden/%s.out" % n)
+        return 0
+    if cmd == "all":
+        return max([check(n, c) for n, c in all_cases.items()] or [0])
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
