@@ -38,6 +38,7 @@ typedef struct reader {
 	size_t size;
 	const hs_read_visitor *v;
 	void *payload;
+	int mapped; /* data is our private file mapping: pages may be dropped */
 
 	uint32_t python_version;
 	hs_totals totals;
@@ -506,6 +507,19 @@ static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t of
 	return 0;
 }
 
+/* Once a section is decoded its file pages are not needed again: drop them
+ * so that the mapping does not add the file's size to the peak RSS. */
+static void release_pages(reader *r, const section_info *s)
+{
+	if (!r->mapped)
+		return;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)(r->data + s->offset) + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)(r->data + s->offset + HS_SECTION_HEADER_SIZE + s->stored)) & ~(page - 1);
+	if (end > start)
+		madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 static int read_all(reader *r)
 {
 	HS_TRY(check_header(r));
@@ -550,6 +564,8 @@ static int read_all(reader *r)
 		default:
 			break; /* unknown kinds are skipped: newer writers stay readable */
 		}
+		if (s->kind != HS_SECTION_META_END)
+			release_pages(r, s);
 	}
 	if (meta_end) {
 		const uint8_t *raw;
@@ -567,8 +583,8 @@ static int read_all(reader *r)
 	return 0;
 }
 
-int hs_format_read_memory(const void *data, size_t len, const char *name,
-                          const hs_read_visitor *v, void *payload)
+static int read_image(const void *data, size_t len, const char *name, int mapped,
+                      const hs_read_visitor *v, void *payload)
 {
 	static const hs_read_visitor none = { HS_READ_VISITOR_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 };
 	if (v && v->version != HS_READ_VISITOR_VERSION)
@@ -581,12 +597,19 @@ int hs_format_read_memory(const void *data, size_t len, const char *name,
 	r.size = len;
 	r.v = v ? v : &none;
 	r.payload = payload;
+	r.mapped = mapped;
 	int rc = read_all(&r);
 	hs_free(r.sections);
 	hs_free(r.raw);
 	if (r.dctx)
 		ZSTD_freeDCtx(r.dctx);
 	return rc;
+}
+
+int hs_format_read_memory(const void *data, size_t len, const char *name,
+                          const hs_read_visitor *v, void *payload)
+{
+	return read_image(data, len, name, 0, v, payload);
 }
 
 int hs_format_read(const char *path, const hs_read_visitor *v, void *payload)
@@ -623,7 +646,7 @@ int hs_format_read(const char *path, const hs_read_visitor *v, void *payload)
 		madvise(map, size, MADV_SEQUENTIAL);
 	}
 	close(fd);
-	int rc = hs_format_read_memory(map ? map : "", size, path, v, payload);
+	int rc = read_image(map ? map : "", size, path, map != NULL, v, payload);
 	if (map)
 		munmap(map, size);
 	return rc;
