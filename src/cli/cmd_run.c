@@ -49,8 +49,8 @@ const hs_cli_option hs_cli_opts_run[] = {
 	  offsetof(run_args, signal) },
 	{ HS_OPT_FLAG, "collect", 0, NULL, "run gc.collect() before each snapshot",
 	  offsetof(run_args, collect) },
-	{ HS_OPT_STRING, "python", 0, "PATH", "the Python interpreter (default /usr/bin/python3, "
-	  "else python3 on PATH)", offsetof(run_args, python) },
+	{ HS_OPT_STRING, "python", 0, "PATH", "the Python interpreter (default $HEAPSNAP_PYTHON, "
+	  "else python3 beside heapsnap, else /usr/bin/python3)", offsetof(run_args, python) },
 	{ HS_OPT_END, NULL, 0, NULL, NULL, 0 },
 };
 
@@ -120,6 +120,31 @@ static int set_pythonpath(void)
 	return rc == 0 ? 0 : hs_error_set(HS_ENOMEM, "cannot set PYTHONPATH: %s", strerror(errno));
 }
 
+/*
+ * The interpreter when --python is not given: $HEAPSNAP_PYTHON; else a
+ * python3 beside this executable (a venv or `pip install` puts both in one
+ * bin directory, and that python has the package); else /usr/bin/python3,
+ * the interpreter a `make` build always includes; else python3 on PATH.
+ */
+static const char *default_python(void)
+{
+	static char sibling[4096];
+	const char *env = getenv("HEAPSNAP_PYTHON");
+	if (env && env[0])
+		return env;
+	ssize_t n = readlink("/proc/self/exe", sibling, sizeof(sibling) - 16);
+	if (n > 0) {
+		sibling[n] = '\0';
+		char *slash = strrchr(sibling, '/');
+		if (slash && !package_dir()) {
+			strcpy(slash + 1, "python3");
+			if (access(sibling, X_OK) == 0)
+				return sibling;
+		}
+	}
+	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
 int cmd_run(int argc, const char **argv)
 {
 	const hs_cli_command *self = hs_cli_find("run");
@@ -149,9 +174,7 @@ int cmd_run(int argc, const char **argv)
 		                        "not '%s'", args.signal);
 		goto done;
 	}
-	const char *python = args.python;
-	if (!python)
-		python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+	const char *python = args.python ? args.python : default_python();
 
 	/* PYTHON -m heapsnap._runner --out DIR [...] -- SCRIPT ARGS */
 	const char **cmd = hs_calloc((size_t)npos + 16, sizeof(char *));
