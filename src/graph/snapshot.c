@@ -194,9 +194,6 @@ static int on_node(const hs_node_record *n, void *payload)
 {
 	hs_snapshot *s = payload;
 	uint32_t i = s->g.node_count;
-	if (s->pending_edges)
-		FAIL(HS_EFORMAT, "object %u has %u references fewer than it declares",
-		     i ? i - 1 : 0, s->pending_edges);
 	if (i >= MAX_INDEX || (s->max_nodes && i >= s->max_nodes))
 		FAIL(HS_ELIMIT, "too many objects");
 	if (n->type >= s->type_count)
@@ -245,7 +242,8 @@ static int on_node(const hs_node_record *n, void *payload)
 		s->value[i] = HS_NO_VALUE;
 	}
 	s->edge_start[i] = (uint32_t)s->edge_len;
-	s->pending_edges = n->edge_count;
+	/* Edges follow their node; a node's list may continue in the next
+	 * section (continuation records), so edge_count is not a promise. */
 	s->g.node_count = i + 1;
 	return 0;
 }
@@ -253,9 +251,8 @@ static int on_node(const hs_node_record *n, void *payload)
 static int on_edge(const hs_edge_record *e, void *payload)
 {
 	hs_snapshot *s = payload;
-	if (!s->pending_edges)
-		FAIL(HS_EFORMAT, "a reference that belongs to no object (after object %u)",
-		     s->g.node_count);
+	if (s->g.node_count == 0)
+		FAIL(HS_EFORMAT, "a reference that belongs to no object");
 	uint32_t src = s->g.node_count - 1;
 	if (s->edge_len >= MAX_INDEX)
 		FAIL(HS_ELIMIT, "too many references");
@@ -299,7 +296,6 @@ static int on_edge(const hs_edge_record *e, void *payload)
 	((uint64_t *)s->edge_target)[k] = e->target;
 	s->edge_label[k] = label;
 	s->edge_kind[k] = (uint8_t)(e->kind | (e->label_kind << 2));
-	s->pending_edges--;
 	return 0;
 }
 
@@ -458,9 +454,6 @@ static int resolve_roots(hs_snapshot *s)
 
 static int finish(hs_snapshot *s)
 {
-	if (s->pending_edges)
-		FAIL(HS_EFORMAT, "object %u has %u references fewer than it declares",
-		     s->g.node_count - 1, s->pending_edges);
 	if (!s->meta)
 		FAIL(HS_EFORMAT, "no metadata section");
 	s->stats.nodes = s->g.node_count;

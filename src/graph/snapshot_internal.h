@@ -77,7 +77,6 @@ struct hs_snapshot {
 	hs_totals totals;
 	uint64_t max_nodes;
 	uint64_t input_bytes;    /* file size, bounds presizing */
-	uint32_t pending_edges;  /* edges still expected for the last node */
 };
 
 int hs_addrmap__build(hs_addrmap *m, const uint64_t *address, uint32_t n, uint32_t *dup);

@@ -20,6 +20,7 @@ static _Atomic size_t peak_bytes;
 void hs_alloc_fail_after(uint64_t n) { atomic_store(&fail_countdown, n); }
 size_t hs_alloc_current(void) { return atomic_load(&current_bytes); }
 size_t hs_alloc_peak(void) { return atomic_load(&peak_bytes); }
+void hs_alloc_peak_reset(void) { atomic_store(&peak_bytes, atomic_load(&current_bytes)); }
 
 static int should_fail(void)
 {

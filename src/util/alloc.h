@@ -25,5 +25,7 @@ HS_EXTERN(void) hs_alloc_fail_after(uint64_t n);
 /* Bytes currently allocated through hs_* (approximate: tracked by size). */
 HS_EXTERN(size_t) hs_alloc_current(void);
 HS_EXTERN(size_t) hs_alloc_peak(void);
+/* Start measuring a new peak from the current usage. */
+HS_EXTERN(void) hs_alloc_peak_reset(void);
 
 #endif

@@ -374,3 +374,49 @@ Test(graph, out_of_memory_at_every_allocation_fails_cleanly)
 	}
 	cr_assert(ok);
 }
+
+/* Regression: a container with more references than one NODES section
+ * holds is continued in the next section; the loader must give the node all
+ * of them (it used to fail with "a reference that belongs to no object"). */
+Test(graph, container_spanning_sections_keeps_all_its_edges)
+{
+	const char *path = hs_test_tmppath("span.hsnap");
+	hs_writer *w;
+	cr_assert_eq(hs_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(hs_writer_meta(w, "{}", 2), 0);
+	uint32_t sid, tid;
+	hs_writer_string(w, &sid, "list", 4);
+	hs_type_record t = { 1, sid, HS_TYPE_GC, 56 };
+	hs_writer_type(w, &tid, &t);
+	const uint32_t items = (1u << 20) + 5000, n = 3000;
+	/* a few small nodes first, then the big list, then its items */
+	for (uint32_t i = 0; i < 10; i++) {
+		hs_node_record rec = { 0x10000 + 16ull * i, tid, 0, 56, 1, NULL, 0, 0 };
+		cr_assert_eq(hs_writer_node(w, &rec), 0);
+		hs_edge_record e = { 0x100000, 0, HS_LABEL_NONE, 0 };
+		cr_assert_eq(hs_writer_edge(w, &e), 0);
+	}
+	hs_node_record big = { 0x100000, tid, 0, 8u * items, 11, NULL, 0, 0 };
+	cr_assert_eq(hs_writer_node(w, &big), 0);
+	for (uint32_t k = 0; k < items; k++) {
+		hs_edge_record e = { 0x200000 + 16ull * (k % n), 0, HS_LABEL_INDEX, k };
+		cr_assert_eq(hs_writer_edge(w, &e), 0);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		hs_node_record rec = { 0x200000 + 16ull * i, tid, 0, 56, 1, NULL, 0, 0 };
+		cr_assert_eq(hs_writer_node(w, &rec), 0);
+	}
+	cr_assert_eq(hs_writer_commit(w, NULL), 0, "%s", hs_error_last());
+	hs_writer_free(w);
+
+	hs_snapshot *s;
+	cr_assert_eq(hs_snapshot_open(&s, path, NULL), 0, "%s", hs_error_last());
+	const hs_graph *g = hs_snapshot_graph(s);
+	cr_assert_eq(g->node_count, 10 + 1 + n);
+	uint32_t b = hs_snapshot_find(s, 0x100000);
+	cr_assert_eq(b, 10);
+	cr_assert_eq(g->edge_start[b + 1] - g->edge_start[b], items);
+	cr_assert_eq(g->edge_label[g->edge_start[b + 1] - 1], items - 1);
+	cr_assert_eq(g->edge_target[g->edge_start[b] + n], hs_snapshot_find(s, 0x200000));
+	hs_snapshot_free(s);
+}
