@@ -1,0 +1,187 @@
+/*
+ * hook/hook_internal.h: declarations shared by the files of the hook (the
+ * `heapsnap._heapsnap` CPython extension).
+ *
+ * Only walk.c includes CPython's internal headers (it defines
+ * Py_BUILD_CORE_MODULE before including this file); everything else here
+ * uses the public C API, so internal structs are read in one place.
+ */
+#ifndef HS_HOOK_INTERNAL_H
+#define HS_HOOK_INTERNAL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+
+#include "heapsnap/format.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+
+#ifndef HS_HOOK_VERSION
+#define HS_HOOK_VERSION "0.0.0"
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Visited set (visited.c): one bit per 16 bytes of address space.     */
+
+/*
+ * Distinct live objects are at least sizeof(PyObject) = 16 bytes apart, so
+ * address >> 4 names an object uniquely even when it is only 8-byte aligned
+ * (static objects). The address space is cut into 1 MiB pages, each an
+ * 8 KiB bitmap found through an open-addressing table keyed by address >> 20,
+ * with the last page cached: objects allocated together sit in the same
+ * pymalloc arena, so most lookups never touch the table.
+ */
+#define HS_VSET_PAGE_SHIFT 20
+#define HS_VSET_PAGE_WORDS ((1u << (HS_VSET_PAGE_SHIFT - 4)) / 64u)
+
+typedef struct hs_vset_slot {
+	uintptr_t key; /* page number + 1; 0 = empty */
+	uint64_t *bits;
+} hs_vset_slot;
+
+typedef struct hs_vset {
+	hs_vset_slot *slots;
+	size_t mask;
+	size_t pages;
+	uintptr_t last_key;
+	uint64_t *last_bits;
+	/* direct-mapped cache of recent pages, in front of the table */
+	uintptr_t cache_key[64];
+	uint64_t *cache_bits[64];
+} hs_vset;
+
+int hs_vset_init(hs_vset *s);
+void hs_vset_release(hs_vset *s);
+/* The bitmap of page `key` (address >> 20), created zeroed; NULL on OOM. */
+uint64_t *hs_vset__page(hs_vset *s, uintptr_t key);
+
+/* 1 if `p` was not in the set (it is now), 0 if it was, HS_ENOMEM. */
+static inline int hs_vset_add(hs_vset *s, const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	uintptr_t key = a >> HS_VSET_PAGE_SHIFT;
+	uint64_t *bits = s->last_bits;
+	if (key != s->last_key || bits == NULL) {
+		size_t c = key & 63;
+		if (s->cache_key[c] == key + 1) {
+			bits = s->cache_bits[c];
+		} else {
+			bits = hs_vset__page(s, key);
+			if (bits == NULL)
+				return HS_ENOMEM;
+			s->cache_key[c] = key + 1;
+			s->cache_bits[c] = bits;
+		}
+		s->last_key = key;
+		s->last_bits = bits;
+	}
+	size_t bit = (a >> 4) & ((1u << (HS_VSET_PAGE_SHIFT - 4)) - 1);
+	uint64_t m = (uint64_t)1 << (bit & 63);
+	if (bits[bit >> 6] & m)
+		return 0;
+	bits[bit >> 6] |= m;
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text (text.c): UTF-8 from str without creating objects, and JSON.   */
+
+/*
+ * Append at most `max_cp` code points of `s` (a str, any subclass) as UTF-8
+ * to `out`; lone surrogates are written as the six characters `\udXXX`.
+ * `*truncated` is set when code points were left out.
+ * @return 0, 1 if the string cannot be read without running code (a legacy
+ *         string not yet "ready"), or HS_ENOMEM.
+ */
+int hs_hook__str_utf8(hs_buf *out, PyObject *s, Py_ssize_t max_cp, int *truncated);
+
+/* A JSON writer into an hs_buf. Errors (OOM) are sticky in `err`. */
+typedef struct hs_json {
+	hs_buf b;
+	int err;
+	int depth;
+	unsigned char first[32];
+} hs_json;
+
+void hs_json_init(hs_json *j);
+void hs_json_release(hs_json *j);
+/* `key` is the member name inside an object, NULL inside an array. */
+void hs_json_open(hs_json *j, const char *key, char brace);   /* '{' or '[' */
+void hs_json_close(hs_json *j, char brace);                   /* '}' or ']' */
+void hs_json_str(hs_json *j, const char *key, const char *s, size_t len);
+void hs_json_cstr(hs_json *j, const char *key, const char *s); /* NULL -> null */
+void hs_json_pystr(hs_json *j, const char *key, PyObject *s);  /* non-str -> null */
+void hs_json_int(hs_json *j, const char *key, long long v);
+void hs_json_uint(hs_json *j, const char *key, unsigned long long v);
+void hs_json_double(hs_json *j, const char *key, double v);
+void hs_json_bool(hs_json *j, const char *key, int v);
+void hs_json_null(hs_json *j, const char *key);
+
+/* ------------------------------------------------------------------ */
+/* Metadata (meta.c): gathered before the walk, kept in C memory.      */
+
+typedef struct hs_thread_info {
+	unsigned long ident;
+	unsigned long native_id;
+	int has_native_id;
+	char *name; /* UTF-8, NUL-terminated, owned; NULL if unknown */
+	int daemon; /* -1 unknown */
+	int main;
+} hs_thread_info;
+
+typedef struct hs_meta {
+	hs_thread_info *threads;
+	size_t nthreads;
+	int gc_enabled; /* before the dump */
+} hs_meta;
+
+/*
+ * Gather everything Python-related for the META section and the thread
+ * names, then write the JSON into `json`. Runs Python-level C functions
+ * (gc.get_stats, ...); every object it creates is released before it
+ * returns, so none of them is in the snapshot.
+ * @return 0, or -1 with a Python exception set.
+ */
+int hs_hook__meta_gather(hs_meta *m, hs_json *json, int collect);
+void hs_hook__meta_release(hs_meta *m);
+/* The name of a thread by ident, or NULL. */
+const hs_thread_info *hs_hook__meta_thread(const hs_meta *m, unsigned long ident);
+
+/* ------------------------------------------------------------------ */
+/* The walk (walk.c).                                                  */
+
+typedef struct hs_walk_result {
+	uint64_t nodes, edges, roots, types;
+	uint64_t sizeof_calls, sizeof_errors, sizeof_skipped;
+	double walk_seconds;
+	size_t peak_stack;
+	size_t vset_pages;
+} hs_walk_result;
+
+/*
+ * Walk the heap of the current interpreter and stream it into `w`.
+ * Called with the GIL held and the GC disabled; the META section is
+ * already written. Roots are written too. No Python exception is left set
+ * (a failing __sizeof__ is recorded, not raised).
+ * @return 0 or a negative hs_error_code (message in hs_error_last()).
+ */
+int hs_hook__walk(hs_writer *w, const hs_meta *m, hs_walk_result *res);
+
+/* Module setup (walk.c): interned names. @return 0 or -1 with an exception. */
+int hs_hook__init(void);
+
+/* GC state (walk.c: the one place that reads interpreter internals). */
+int hs_hook__gc_collecting(void);
+int hs_hook__gc_enabled(void);
+void hs_hook__gc_set_enabled(int on);
+
+/* Monotonic clock in seconds. */
+double hs_hook__now(void);
+
+/* Raise the Python exception matching an hs_error_code (message from
+ * hs_error_last()); returns -1. */
+int hs_hook__raise(int code, const char *path);
+
+#endif
