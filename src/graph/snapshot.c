@@ -131,6 +131,56 @@ static int on_meta(const char *json, size_t len, void *payload)
 	return 0;
 }
 
+/* META_END: figures known after the walk, merged over META (objects one
+ * level deep, other keys replaced), then the text regenerated. */
+static int on_meta_end(const char *json, size_t len, void *payload)
+{
+	hs_snapshot *s = payload;
+	if (!s->meta)
+		FAIL(HS_EFORMAT, "closing metadata without metadata");
+	cJSON *end = cJSON_ParseWithLength(json, len);
+	if (!end || !cJSON_IsObject(end)) {
+		cJSON_Delete(end);
+		FAIL(HS_EFORMAT, "the closing metadata section is not a JSON object");
+	}
+	cJSON *item = end->child;
+	while (item) {
+		cJSON *next = item->next;
+		cJSON *mine = cJSON_GetObjectItemCaseSensitive(s->meta, item->string);
+		cJSON_DetachItemViaPointer(end, item);
+		if (mine && cJSON_IsObject(mine) && cJSON_IsObject(item)) {
+			cJSON *sub = item->child;
+			while (sub) {
+				cJSON *subnext = sub->next;
+				cJSON_DetachItemViaPointer(item, sub);
+				if (cJSON_GetObjectItemCaseSensitive(mine, sub->string))
+					cJSON_ReplaceItemInObjectCaseSensitive(mine, sub->string, sub);
+				else
+					cJSON_AddItemToObject(mine, sub->string, sub);
+				sub = subnext;
+			}
+			cJSON_Delete(item);
+		} else if (mine) {
+			cJSON_ReplaceItemInObjectCaseSensitive(s->meta, item->string, item);
+		} else {
+			cJSON_AddItemToObject(s->meta, item->string, item);
+		}
+		item = next;
+	}
+	cJSON_Delete(end);
+	char *text = cJSON_PrintUnformatted(s->meta);
+	if (!text)
+		return hs_error_set(HS_ENOMEM, "out of memory (metadata)");
+	char *copy = hs_strdup(text);
+	cJSON_free(text);
+	if (!copy)
+		return HS_ENOMEM;
+	hs_free(s->meta_json);
+	s->meta_json = copy;
+	s->meta_len = strlen(copy);
+	return 0;
+}
+
 static int on_string(uint32_t id, const char *str, size_t len, void *payload)
 {
 	hs_snapshot *s = payload;
@@ -509,6 +559,7 @@ static int finish(hs_snapshot *s)
 
 static const hs_read_visitor visitor = {
 	HS_READ_VISITOR_VERSION, on_totals, on_meta, on_string, on_type, on_node, on_edge, on_root,
+	on_meta_end,
 };
 
 static int open_common(hs_snapshot **out, const char *name, const void *data, size_t len,

@@ -412,7 +412,7 @@ int hs_hook__meta_gather(hs_meta *m, hs_json *j, int collect)
 	hs_json_close(j, ']');
 
 	/* The META section precedes the nodes, so figures known only after
-	 * the walk are null here; dump() returns them. */
+	 * the walk are null here; the closing META_END section fills them. */
 	hs_json_open(j, "dump", '{');
 	hs_json_null(j, "pause_seconds");
 	hs_json_null(j, "walk_seconds");
@@ -421,8 +421,6 @@ int hs_hook__meta_gather(hs_meta *m, hs_json *j, int collect)
 	hs_json_null(j, "sizeof_calls");
 	hs_json_cstr(j, "hook_version", HS_HOOK_VERSION);
 	hs_json_open(j, "notes", '[');
-	hs_json_cstr(j, NULL, "pause_seconds, walk_seconds, sizeof_errors and sizeof_calls are known only "
-	                      "after the walk; META is written first (see the value returned by heapsnap.dump)");
 	hs_json_close(j, ']');
 	hs_json_close(j, '}');
 	hs_json_close(j, '}');

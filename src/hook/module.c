@@ -211,6 +211,39 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 
 	in_dump = 0; /* what follows cannot re-enter; other threads may dump */
 	if (ok) {
+		/* Figures known only now go into the closing metadata section,
+		 * merged over META by readers. */
+		hs_json end;
+		hs_json_init(&end);
+		hs_json_open(&end, NULL, '{');
+		hs_json_open(&end, "dump", '{');
+		hs_json_double(&end, "pause_seconds", t_resume - t_pause);
+		hs_json_double(&end, "walk_seconds", wr.walk_seconds);
+		hs_json_double(&end, "collect_seconds", collect_seconds);
+		hs_json_uint(&end, "sizeof_calls", wr.sizeof_calls);
+		hs_json_uint(&end, "sizeof_errors", wr.sizeof_errors);
+		hs_json_uint(&end, "sizeof_skipped", wr.sizeof_skipped);
+		hs_json_uint(&end, "objects", wr.nodes);
+		hs_json_uint(&end, "edges", wr.edges);
+		hs_json_open(&end, "notes", '[');
+		if (wr.sizeof_skipped)
+			hs_json_cstr(&end, NULL, "Python-level __sizeof__ methods were not called because "
+			                         "other threads exist (running Python code could let them "
+			                         "change the heap mid-walk); those objects have their basic "
+			                         "size and the size-estimated flag");
+		hs_json_close(&end, ']');
+		hs_json_close(&end, '}');
+		hs_json_close(&end, '}');
+		if (end.err) {
+			PyErr_NoMemory();
+			ok = 0;
+		} else if ((rc = hs_writer_meta_end(w, (const char *)end.b.data, end.b.len)) < 0) {
+			hs_hook__raise(rc, path);
+			ok = 0;
+		}
+		hs_json_release(&end);
+	}
+	if (ok) {
 		/* Nothing below touches a Python object. */
 		int commit_errno = 0;
 		Py_BEGIN_ALLOW_THREADS

@@ -30,20 +30,6 @@ int hs_buf_put(hs_buf *b, const void *data, size_t len)
 	return 0;
 }
 
-int hs_buf_put_u8(hs_buf *b, uint8_t v)
-{
-	HS_TRY(hs_buf_grow(b, 1));
-	b->data[b->len++] = v;
-	return 0;
-}
-
-int hs_buf_put_varint(hs_buf *b, uint64_t v)
-{
-	HS_TRY(hs_buf_grow(b, 10));
-	b->len += hs_varint_encode(b->data + b->len, v);
-	return 0;
-}
-
 void hs_buf_clear(hs_buf *b) { b->len = 0; }
 
 void hs_buf_release(hs_buf *b)

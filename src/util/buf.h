@@ -21,8 +21,6 @@ typedef struct hs_buf {
 
 HS_EXTERN(int) hs_buf_grow(hs_buf *b, size_t extra); /* ensure cap >= len+extra */
 HS_EXTERN(int) hs_buf_put(hs_buf *b, const void *data, size_t len);
-HS_EXTERN(int) hs_buf_put_u8(hs_buf *b, uint8_t v);
-HS_EXTERN(int) hs_buf_put_varint(hs_buf *b, uint64_t v);
 HS_EXTERN(void) hs_buf_clear(hs_buf *b);   /* len = 0, keep memory */
 HS_EXTERN(void) hs_buf_release(hs_buf *b); /* free memory */
 
@@ -34,6 +32,7 @@ static inline int64_t hs_zigzag_decode(uint64_t v)
 {
 	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
+
 /* Writes at most 10 bytes at p; returns bytes written. */
 static inline size_t hs_varint_encode(uint8_t *p, uint64_t v)
 {
@@ -44,6 +43,29 @@ static inline size_t hs_varint_encode(uint8_t *p, uint64_t v)
 	}
 	p[n++] = (uint8_t)v;
 	return n;
+}
+
+/* The writer's hot path: inline, growing only when the buffer is full. */
+static inline int hs_buf_put_u8(hs_buf *b, uint8_t v)
+{
+	if (b->len == b->cap) {
+		int rc = hs_buf_grow(b, 1);
+		if (rc < 0)
+			return rc;
+	}
+	b->data[b->len++] = v;
+	return 0;
+}
+
+static inline int hs_buf_put_varint(hs_buf *b, uint64_t v)
+{
+	if (b->cap - b->len < 10) {
+		int rc = hs_buf_grow(b, 10);
+		if (rc < 0)
+			return rc;
+	}
+	b->len += hs_varint_encode(b->data + b->len, v);
+	return 0;
 }
 
 /* Read cursor over [p, end). Every read checks bounds; on error it returns
