@@ -180,7 +180,9 @@ HS_EXTERN(void) hs_writer_free(hs_writer *w);
  * (header, footer, index, every section's checksums), then decodes the
  * sections in file order and reports records through a visitor. Any
  * callback may return a negative code to stop; that code is returned.
- * Edges are reported right after the node they belong to.
+ * Edges are reported right after the node they belong to. A visitor with
+ * no `edge` callback skips decoding the edge streams (a fast address-only
+ * pass); they are then checked only for their counts.
  */
 typedef struct hs_read_visitor {
 	unsigned version;

@@ -410,6 +410,7 @@ static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t of
 		return FAIL(r, HS_EFORMAT, "corrupt %s (%zu trailing bytes)", where, hs_cursor_left(&c));
 
 	uint64_t prev_address = 0, prev_target = 0, prev_key = 0, prev_index = 0, edges_seen = 0;
+	int skipped_edges = 0;
 	for (uint64_t i = 0; i < node_count; i++) {
 		uint64_t delta, type, size, refcount, nedges;
 		uint8_t flags;
@@ -461,6 +462,14 @@ static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t of
 			r->last_type = (uint32_t)type;
 			r->have_last = 1;
 		}
+		if (!r->v->edge) {
+			/* a visitor without edges (an address-only pass): the edge
+			 * streams are not decoded; the totals still count them */
+			r->edges += nedges;
+			edges_seen += nedges;
+			skipped_edges = 1;
+			continue;
+		}
 		for (uint64_t k = 0; k < nedges; k++) {
 			uint64_t tdelta, label = 0;
 			uint8_t kb;
@@ -501,7 +510,7 @@ static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t of
 		return FAIL(r, HS_EFORMAT, "corrupt %s (edge counts sum to %llu, section says %llu)", where,
 		            (unsigned long long)edges_seen, (unsigned long long)edge_count);
 	for (int i = 0; i < HS_STREAM_COUNT; i++)
-		if (hs_cursor_left(&s[i]))
+		if (hs_cursor_left(&s[i]) && !(skipped_edges && i >= HS_STREAM_TARGETS))
 			return FAIL(r, HS_EFORMAT, "corrupt %s (stream %d has %zu bytes left over)", where, i,
 			            hs_cursor_left(&s[i]));
 	return 0;

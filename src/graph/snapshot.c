@@ -72,7 +72,7 @@ static int grow_edges(hs_snapshot *s, uint64_t want)
 		cap = MAX_INDEX;
 	size_t c = (size_t)cap;
 	void *p;
-	GROW(edge_target, sizeof(uint64_t));
+	GROW(edge_target, sizeof(uint32_t));
 	GROW(edge_kind, 1);
 	GROW(edge_label, sizeof(uint32_t));
 #undef GROW
@@ -252,8 +252,8 @@ static int on_node(const hs_node_record *n, void *payload)
 	if (n->flags & ~HS_NODE_FLAGS_KNOWN)
 		FAIL(HS_EFORMAT, "object %u (0x%llx) has unknown flags 0x%x",
 		     i, (unsigned long long)n->address, n->flags);
-	HS_TRY(grow_nodes(s, (uint64_t)i + 1));
-	s->address[i] = n->address;
+	if (i >= s->pass1_nodes || s->address[i] != n->address)
+		FAIL(HS_EFORMAT, "the file changed while it was being read (object %u)", i);
 	s->type[i] = n->type;
 	s->flags[i] = (uint8_t)n->flags;
 	s->refcount[i] = n->refcount > UINT32_MAX ? UINT32_MAX : (uint32_t)n->refcount;
@@ -298,6 +298,30 @@ static int on_node(const hs_node_record *n, void *payload)
 	return 0;
 }
 
+/* Resolve the pending addresses of a batch together (prefetched) and store
+ * the node indexes where they belong: an edge target or a key label. */
+static void flush_pending(hs_snapshot *s)
+{
+	hs_addrmap__resolve(&s->map, s->address, s->pend_addr, s->pend_len);
+	for (uint32_t j = 0; j < s->pend_len; j++) {
+		uint64_t where = s->pend_where[j];
+		uint32_t node = (uint32_t)s->pend_addr[j];
+		if (where & 1)
+			s->edge_label[where >> 1] = node;
+		else
+			s->edge_target[where >> 1] = node;
+	}
+	s->pend_len = 0;
+}
+
+static inline void pend(hs_snapshot *s, uint64_t address, uint64_t where)
+{
+	s->pend_addr[s->pend_len] = address;
+	s->pend_where[s->pend_len] = where;
+	if (++s->pend_len == HS_PEND_BATCH)
+		flush_pending(s);
+}
+
 static int on_edge(const hs_edge_record *e, void *payload)
 {
 	hs_snapshot *s = payload;
@@ -324,28 +348,16 @@ static int on_edge(const hs_edge_record *e, void *payload)
 		HS_TRY(check_string_ref(s, (uint32_t)e->label, "a reference label"));
 		label = (uint32_t)e->label;
 		break;
-	case HS_LABEL_KEY: case HS_LABEL_ATTR:
-		/* an address, resolved in finish */
-		if (s->key_len == s->key_cap) {
-			uint64_t cap = s->key_cap ? s->key_cap * 2 : 4096;
-			if (cap > MAX_INDEX)
-				cap = MAX_INDEX;
-			uint64_t *p = hs_reallocarray(s->key_addr, (size_t)cap, sizeof(uint64_t));
-			if (!p)
-				return HS_ENOMEM;
-			s->key_addr = p;
-			s->key_cap = cap;
-		}
-		s->key_addr[s->key_len++] = e->label;
-		break;
 	default:
 		break;
 	}
 	HS_TRY(grow_edges(s, s->edge_len + 1));
 	uint64_t k = s->edge_len++;
-	((uint64_t *)s->edge_target)[k] = e->target;
 	s->edge_label[k] = label;
 	s->edge_kind[k] = (uint8_t)(e->kind | (e->label_kind << 2));
+	pend(s, e->target, k << 1);
+	if (e->label_kind == HS_LABEL_KEY || e->label_kind == HS_LABEL_ATTR)
+		pend(s, e->label, k << 1 | 1); /* the key object, by address */
 	return 0;
 }
 
@@ -384,24 +396,12 @@ static int on_root(const hs_root_record *r, void *payload)
 /* ------------------------------------------------------------------ */
 /* finish                                                              */
 
-static inline uint64_t load_u64(const void *base, uint64_t i)
-{
-	uint64_t v;
-	memcpy(&v, (const unsigned char *)base + i * 8, 8);
-	return v;
-}
-
-static inline void store_u32(void *base, uint64_t i, uint32_t v)
-{
-	memcpy((unsigned char *)base + i * 4, &v, 4);
-}
-
+/* Drop edges whose target is no node (counted), keeping CSR order. */
 static int resolve_edges(hs_snapshot *s)
 {
 	uint32_t n = s->g.node_count;
-	hs_addrmap__resolve(&s->map, s->address, s->edge_target, s->edge_len);
-	hs_addrmap__resolve(&s->map, s->address, s->key_addr, s->key_len);
-	uint64_t w = 0, k = 0;
+	flush_pending(s);
+	uint64_t w = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t from = s->edge_start[i];
 		uint64_t to = i + 1 < n ? s->edge_start[i + 1] : s->edge_len;
@@ -409,40 +409,33 @@ static int resolve_edges(hs_snapshot *s)
 		for (uint64_t e = from; e < to; e++) {
 			uint8_t kind = s->edge_kind[e];
 			unsigned lk = HS_EDGE_LABEL(kind);
-			uint32_t label = s->edge_label[e];
-			int keyed = lk == HS_LABEL_KEY || lk == HS_LABEL_ATTR;
-			if (keyed)
-				label = (uint32_t)s->key_addr[k++];
-			uint64_t t = load_u64(s->edge_target, e);
+			uint32_t t = s->edge_target[e];
 			if (t == HS_NO_NODE) {
 				s->stats.dangling_edges++;
 				continue;
 			}
-			if (keyed && label == HS_NO_NODE)
+			if ((lk == HS_LABEL_KEY || lk == HS_LABEL_ATTR) && s->edge_label[e] == HS_NO_NODE)
 				s->stats.dangling_keys++;
-			store_u32(s->edge_target, w, (uint32_t)t);
-			s->edge_label[w] = label;
+			s->edge_target[w] = t;
+			s->edge_label[w] = s->edge_label[e];
 			s->edge_kind[w] = kind;
 			w++;
 		}
 	}
 	s->edge_start[n] = (uint32_t)w;
 	s->g.edge_count = (uint32_t)w;
-	hs_free(s->key_addr);
-	s->key_addr = NULL;
-	s->key_len = s->key_cap = 0;
-	/* Shrink: the narrowed targets need half the bytes (glibc returns the
-	 * tail of large blocks to the system with mremap). */
-	size_t keep = w ? (size_t)w : 1;
-	void *p;
-	if ((p = hs_reallocarray(s->edge_target, keep, sizeof(uint32_t))))
-		s->edge_target = p;
-	if ((p = hs_reallocarray(s->edge_label, keep, sizeof(uint32_t))))
-		s->edge_label = p;
-	if ((p = hs_reallocarray(s->edge_kind, keep, 1)))
-		s->edge_kind = p;
-	hs_error_clear(); /* a failed shrink is harmless */
-	s->edge_cap = keep;
+	if (w < s->edge_len) {
+		size_t keep = w ? (size_t)w : 1;
+		void *p;
+		if ((p = hs_reallocarray(s->edge_target, keep, sizeof(uint32_t))))
+			s->edge_target = p;
+		if ((p = hs_reallocarray(s->edge_label, keep, sizeof(uint32_t))))
+			s->edge_label = p;
+		if ((p = hs_reallocarray(s->edge_kind, keep, 1)))
+			s->edge_kind = p;
+		hs_error_clear(); /* a failed shrink is harmless */
+		s->edge_cap = keep;
+	}
 	return 0;
 }
 
@@ -523,11 +516,9 @@ static int finish(hs_snapshot *s)
 		HS_TRY(grow_nodes(s, 1));
 	s->edge_start[s->g.node_count] = (uint32_t)s->edge_len;
 
-	uint32_t dup;
-	HS_TRY(hs_addrmap__build(&s->map, s->address, s->g.node_count, &dup));
-	if (dup != HS_NO_NODE)
-		FAIL(HS_EFORMAT, "two objects at address 0x%llx (object %u and an earlier one)",
-		     (unsigned long long)s->address[dup], dup);
+	if (s->g.node_count != s->pass1_nodes)
+		FAIL(HS_EFORMAT, "the file changed while it was being read (%u objects, then %u)",
+		     s->pass1_nodes, s->g.node_count);
 	HS_TRY(resolve_edges(s));
 	HS_TRY(resolve_roots(s));
 
@@ -557,6 +548,46 @@ static int finish(hs_snapshot *s)
 /* ------------------------------------------------------------------ */
 /* public                                                              */
 
+/* Pass 1: node addresses only (the reader skips the edge streams). */
+static int on_node_address(const hs_node_record *n, void *payload)
+{
+	hs_snapshot *s = payload;
+	uint32_t i = s->g.node_count;
+	if (i >= MAX_INDEX || (s->max_nodes && i >= s->max_nodes))
+		FAIL(HS_ELIMIT, "too many objects");
+	HS_TRY(grow_nodes(s, (uint64_t)i + 1));
+	s->address[i] = n->address;
+	if ((n->flags & HS_NODE_HAS_VALUE) && n->value_len <= 256)
+		s->pass1_value_bytes += 2 + (uint64_t)n->value_len;
+	s->g.node_count = i + 1;
+	return 0;
+}
+
+static const hs_read_visitor address_visitor = {
+	HS_READ_VISITOR_VERSION, on_totals, NULL, NULL, NULL, on_node_address, NULL, NULL, NULL,
+};
+
+static int build_map(hs_snapshot *s)
+{
+	uint32_t dup;
+	s->pass1_nodes = s->g.node_count;
+	HS_TRY(hs_addrmap__build(&s->map, s->address, s->g.node_count, &dup));
+	if (dup != HS_NO_NODE)
+		FAIL(HS_EFORMAT, "two objects at address 0x%llx (object %u and an earlier one)",
+		     (unsigned long long)s->address[dup], dup);
+	s->g.node_count = 0;
+	s->pass = 2;
+	/* exact size: a doubling buffer would hold up to twice the bytes */
+	if (s->pass1_value_bytes > s->values.cap && s->pass1_value_bytes < HS_NO_VALUE) {
+		uint8_t *p = hs_reallocarray(s->values.data, (size_t)s->pass1_value_bytes, 1);
+		if (!p)
+			return HS_ENOMEM;
+		s->values.data = p;
+		s->values.cap = (size_t)s->pass1_value_bytes;
+	}
+	return 0;
+}
+
 static const hs_read_visitor visitor = {
 	HS_READ_VISITOR_VERSION, on_totals, on_meta, on_string, on_type, on_node, on_edge, on_root,
 	on_meta_end,
@@ -578,14 +609,23 @@ static int open_common(hs_snapshot **out, const char *name, const void *data, si
 		goto done;
 	}
 	s->max_nodes = opts ? opts->max_nodes : 0;
+	s->pass = 1;
 	if (data) {
 		s->input_bytes = len;
-		rc = hs_format_read_memory(data, len, name, &visitor, s);
+		rc = hs_format_read_memory(data, len, name, &address_visitor, s);
+		if (rc == 0)
+			rc = build_map(s);
+		if (rc == 0)
+			rc = hs_format_read_memory(data, len, name, &visitor, s);
 	} else {
 		struct stat st;
 		if (stat(name, &st) == 0 && st.st_size > 0)
 			s->input_bytes = (uint64_t)st.st_size;
-		rc = hs_format_read(name, &visitor, s);
+		rc = hs_format_read(name, &address_visitor, s);
+		if (rc == 0)
+			rc = build_map(s);
+		if (rc == 0)
+			rc = hs_format_read(name, &visitor, s);
 	}
 	if (rc == 0)
 		rc = finish(s);
@@ -637,7 +677,6 @@ void hs_snapshot_free(hs_snapshot *s)
 	hs_free(s->root_addr);
 	hs_free(s->held_node);
 	hs_free(s->held_excess);
-	hs_free(s->key_addr);
 	hs_free(s->meta_json);
 	cJSON_Delete(s->meta);
 	hs_addrmap__release(&s->map);
