@@ -34,8 +34,10 @@ def _human(n):
         n /= 1024.0
 
 
-def _snapshot(out, collect):
+def _snapshot(out, collect, stop=None):
     with _lock:
+        if stop is not None and stop.is_set():
+            return None  # the script has ended: no periodic snapshot after that
         _count[0] += 1
         path = os.path.join(out, "heapsnap-%d-%d.hsnap" % (os.getpid(), _count[0]))
         try:
@@ -134,19 +136,28 @@ def main(argv=None):
         return 2
 
     stop = threading.Event()
+
+    def finish_periodic():
+        # Stop the periodic thread and wait for a snapshot it may be
+        # writing (the dump releases the GIL while it commits): otherwise
+        # the interpreter could end while it is half written.
+        stop.set()
+        with _lock:
+            pass
+
     if a.at_exit:
         def at_exit():
-            stop.set()
+            finish_periodic()
             _snapshot(out, a.collect)
         atexit.register(at_exit)
     else:
-        atexit.register(stop.set)
+        atexit.register(finish_periodic)
     if a.signal is not None:
         signal.signal(a.signal, lambda signum, frame: _snapshot(out, a.collect))
     if a.every:
         def periodic():
             while not stop.wait(a.every):
-                _snapshot(out, a.collect)
+                _snapshot(out, a.collect, stop)
         threading.Thread(target=periodic, name="heapsnap-every", daemon=True).start()
 
     try:
