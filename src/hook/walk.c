@@ -108,7 +108,8 @@ static inline int gc_is_tracked(PyObject *op)
 	X(CO_LPKINDS, "co_localspluskinds") X(F_BACK, "f_back") X(F_CODE, "f_code") \
 	X(F_BUILTINS, "f_builtins") X(F_GLOBALS, "f_globals") X(F_LOCALS, "f_locals") \
 	X(F_TRACE, "f_trace") X(F_FUNC, "f_func") X(F_EXTRA, "f_extra_locals") \
-	X(F_LCACHE, "f_locals_cache") X(F_FRAMEOBJ, "frame_obj")
+	X(F_LCACHE, "f_locals_cache") X(F_FRAMEOBJ, "frame_obj") \
+	X(ND_BASE, "base") X(ND_DTYPE, "dtype")
 
 enum {
 #define X(id, s) N_##id,
@@ -136,7 +137,7 @@ enum size_kind {
 
 enum obj_kind {
 	K_OTHER, K_DICT, K_LIST, K_TUPLE, K_FUNC, K_CELL, K_TYPE, K_MODULE,
-	K_FRAME, K_CODE, K_WEAKREF, K_GEN
+	K_FRAME, K_CODE, K_WEAKREF, K_GEN, K_NDARRAY
 };
 
 enum value_kind { V_NONE, V_STR, V_INT, V_BOOL, V_FLOAT, V_BYTES };
@@ -448,6 +449,31 @@ static int add_slots(walk *w, tinfo *ti)
 	return 0;
 }
 
+/*
+ * numpy arrays are not GC objects and have no tp_traverse, yet a view keeps
+ * its base (the array owning the buffer) alive through `base`: without that
+ * edge a big buffer held only by a view would look held from C. The fields
+ * sit at fixed offsets in PyArrayObject_fields (numpy 1.x and 2.x alike):
+ * PyObject_HEAD, data, nd, dimensions, strides, base, descr.
+ */
+typedef struct ndarray_head {
+	PyObject_HEAD
+	char *data;
+	int nd;
+	void *dimensions;
+	void *strides;
+	PyObject *base;
+	PyObject *descr;
+} ndarray_head;
+
+static int is_ndarray_type(PyTypeObject *tp)
+{
+	for (PyTypeObject *t = tp; t; t = t->tp_base)
+		if (!strcmp(t->tp_name, "numpy.ndarray"))
+			return tp->tp_basicsize >= (Py_ssize_t)sizeof(ndarray_head);
+	return 0;
+}
+
 static tinfo *tinfo_new(walk *w, PyTypeObject *tp)
 {
 	tinfo *ti = hs_calloc(1, sizeof(*ti));
@@ -488,6 +514,8 @@ static tinfo *tinfo_new(walk *w, PyTypeObject *tp)
 	} else if (tp == &PyGen_Type || tp == &PyCoro_Type || tp == &PyAsyncGen_Type) {
 		ti->kind = K_GEN;
 #endif
+	} else if (is_ndarray_type(tp)) {
+		ti->kind = K_NDARRAY;
 	}
 
 	if (fl & Py_TPFLAGS_UNICODE_SUBCLASS)
@@ -1209,6 +1237,12 @@ static int obj_edges(walk *w, tinfo *ti, PyObject *op, int is_gc)
 		gen_cands(w, op);
 		break;
 #endif
+	case K_NDARRAY: {
+		ndarray_head *a = (ndarray_head *)op;
+		cand_add(w, a->base, HS_LABEL_ATTR_NAME, w->names[N_ND_BASE], 0);
+		cand_add(w, a->descr, HS_LABEL_ATTR_NAME, w->names[N_ND_DTYPE], 0);
+		break;
+	}
 	default:
 		break;
 	}
