@@ -12,6 +12,8 @@
 #include "errors.h"
 #include "snapshot.h"
 #include "analysis.h"
+#include "retention.h"
+#include "leaks.h"
 
 /* ------------------------------------------------------------------ */
 /* numbers                                                             */
@@ -80,6 +82,82 @@ HS_EXTERN(int) hs_render_diff_text(FILE *f, const hs_snapshot *a, const hs_snaps
                                    const hs_diff *d, const hs_render_options *opts);
 HS_EXTERN(int) hs_render_diff_json(cJSON **out, const hs_snapshot *a, const hs_snapshot *b,
                                    const hs_diff *d, const hs_render_options *opts);
+
+/* ------------------------------------------------------------------ */
+/* retention: paths, retained, dominators, garbage, leaks              */
+
+/**
+ * One line naming root `root` of `s` (hs_snapshot_root_get): `module app`,
+ * `thread 'worker' frame run (app.py:12)`, `local buf of thread 'w' …`,
+ * `held from C (2 references not in the graph)`. Writes at most `size`
+ * bytes including the NUL; @return the full length, like snprintf.
+ */
+HS_EXTERN(size_t) hs_render_root_text(char *buf, size_t size, const hs_snapshot *s, uint32_t root);
+
+/**
+ * `heapsnap paths` (formats/paths.schema.json): a headline naming `what`
+ * (e.g. "objects of type 'list'"), then one row per aggregated path
+ * (objects, bytes, the path as hs_paths_format renders it), then the
+ * unreachable targets. JSON: *out belongs to the caller (cJSON_Delete).
+ * @return 0 or a negative hs_error_code.
+ */
+HS_EXTERN(int) hs_render_paths_text(FILE *f, const hs_snapshot *s, const hs_paths *p,
+                                    const char *what);
+HS_EXTERN(int) hs_render_paths_json(cJSON **out, const hs_snapshot *s, const hs_paths *p);
+/** Only the table of aggregated paths, indented by `indent` spaces. */
+HS_EXTERN(int) hs_render_paths_table(FILE *f, const hs_snapshot *s, const hs_paths *p, int indent);
+
+/**
+ * `heapsnap retained` (formats/retained.schema.json): the `top` objects
+ * with the largest retained size (0: all), each with its retention path
+ * from `r`, or with `by_type` the retained size per type (`d` computed
+ * with type_sizes = 1).
+ * @return 0 or a negative hs_error_code.
+ */
+HS_EXTERN(int) hs_render_retained_text(FILE *f, const hs_snapshot *s, const hs_dominators *d,
+                                       const hs_reach *r, int by_type, size_t top);
+HS_EXTERN(int) hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominators *d,
+                                       const hs_reach *r, int by_type, size_t top);
+
+/**
+ * `heapsnap dominators` (formats/dominators.schema.json): the dominator
+ * chain `chain` (n objects, hs_dominators_chain) of `node`, with retained
+ * sizes, the root of the last one and the shortest path of `node`.
+ * @return 0 or a negative hs_error_code.
+ */
+HS_EXTERN(int) hs_render_dominators_text(FILE *f, const hs_snapshot *s, const hs_dominators *d,
+                                         const hs_reach *r, uint32_t node,
+                                         const uint32_t *chain, size_t n);
+HS_EXTERN(int) hs_render_dominators_json(cJSON **out, const hs_snapshot *s,
+                                         const hs_dominators *d, const hs_reach *r,
+                                         uint32_t node, const uint32_t *chain, size_t n);
+
+/** `heapsnap garbage` (formats/garbage.schema.json): `top` types (0: all)
+ *  and the cycles among the unreachable objects. */
+HS_EXTERN(int) hs_render_garbage_text(FILE *f, const hs_snapshot *s, const hs_garbage *g,
+                                      size_t top);
+HS_EXTERN(int) hs_render_garbage_json(cJSON **out, const hs_snapshot *s, const hs_garbage *g,
+                                      size_t top);
+
+/**
+ * `heapsnap leaks` (formats/leaks.schema.json). `snaps` are the snapshots
+ * given to hs_leaks_find, oldest first.
+ * @return 0 or a negative hs_error_code.
+ */
+HS_EXTERN(int) hs_render_leaks_text(FILE *f, const hs_snapshot *const *snaps, const hs_leaks *l);
+HS_EXTERN(int) hs_render_leaks_json(cJSON **out, const hs_snapshot *const *snaps,
+                                    const hs_leaks *l);
+
+/**
+ * One line naming the root cause of leaking type `t`, e.g.
+ * `module app → dict['_sessions'] → dict holds +1,000 app.SessionState per
+ * snapshot, retaining 12.4 MiB (+4.1 MiB per snapshot)`: the holder's
+ * retention path, the new instances it dominates, its retained size. `last`
+ * is the last snapshot given to hs_leaks_find. Writes at most `size` bytes
+ * including the NUL; @return the full length, like snprintf.
+ */
+HS_EXTERN(size_t) hs_render_leak_cause(char *buf, size_t size, const hs_snapshot *last,
+                                       const hs_leaks *l, const hs_leak_type *t);
 
 /**
  * Print `json` to `f`, indented, with a final newline.

@@ -226,6 +226,7 @@ typedef struct hs_path_step {
 	uint8_t elided;       /* steps were cut (max_depth) before this one */
 	uint32_t example;     /* an example object at this step */
 	uint64_t distinct;    /* distinct objects at this step over all members */
+	uint64_t bytes;       /* their own sizes, each object counted once */
 } hs_path_step;
 
 /** Targets retained the same way. */

@@ -572,7 +572,7 @@ int hs_dominators_chain(uint32_t **out, size_t *count, const hs_dominators *d, u
 	HS_RETURN_IF(node >= d->node_count, HS_EINVAL,
 	             "hs_dominators_chain: object %u out of range", node);
 	HS_RETURN_IF(d->idom[node] == HS_NO_NODE, HS_ENOTFOUND,
-	             "heapsnap: object %u is reachable from no root: it is garbage awaiting "
+	             "object %u is reachable from no root: it is garbage awaiting "
 	             "the cyclic GC, nothing retains it", node);
 	size_t len = 0;
 	for (uint32_t v = node; v != HS_DOM_SUPERROOT; v = d->idom[v])

@@ -179,7 +179,7 @@ static int trace(paths_run *r, member *m, uint32_t max_depth)
 		r->arena_cap = cap;
 	}
 	if (r->arena_len + keep >= UINT32_MAX)
-		return hs_error_set(HS_ELIMIT, "heapsnap: the retention paths are too long to keep");
+		return hs_error_set(HS_ELIMIT, "the retention paths are too long to keep");
 	m->off = (uint32_t)r->arena_len;
 	m->len = (uint32_t)keep;
 	for (size_t k = 0; k < keep; k++)
@@ -238,7 +238,7 @@ int hs_paths_find(hs_paths **out, const hs_snapshot *s, const hs_reach *reach,
 		HS_RETURN_IF(targets[i] >= g->node_count, HS_EINVAL,
 		             "hs_paths_find: object %u out of range (the snapshot has %u)",
 		             targets[i], g->node_count);
-	HS_RETURN_IF(count >= UINT32_MAX, HS_ELIMIT, "heapsnap: too many objects selected");
+	HS_RETURN_IF(count >= UINT32_MAX, HS_ELIMIT, "too many objects selected");
 
 	int rc = HS_ENOMEM;
 	hs_reach *own = NULL;
@@ -394,6 +394,7 @@ int hs_paths_find(hs_paths **out, const hs_snapshot *s, const hs_reach *reach,
 				if (stamp[v] != cur) {
 					stamp[v] = cur;
 					step->distinct++;
+					step->bytes += hs_graph_node_size(g, v);
 				}
 				if (edge != HS_NO_EDGE && !varies &&
 				    (step->label_kind == HS_LABEL_KEY || step->label_kind == HS_LABEL_INDEX) &&
@@ -603,7 +604,7 @@ int hs_retention_select_type(uint32_t **out, size_t *count, const hs_snapshot *s
 			want[t] = 1, any = 1;
 	if (!any) {
 		hs_free(want);
-		return hs_error_set(HS_ENOTFOUND, "heapsnap: no type named '%s' in '%s'", type_name,
+		return hs_error_set(HS_ENOTFOUND, "no type named '%s' in '%s'", type_name,
 		                    hs_snapshot_path(s));
 	}
 	const hs_graph *g = hs_snapshot_graph(s);

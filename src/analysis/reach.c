@@ -17,7 +17,7 @@ int hs_retention__check_graph(const hs_graph *g, const char *what)
 	/* node indexes stay below HS_DOM_SUPERROOT, edge indexes below
 	 * HS_REACH__ROOT: both markers live in u32 arrays */
 	if (g->node_count >= HS_DOM_SUPERROOT || g->edge_count >= HS_REACH__ROOT)
-		return hs_error_set(HS_ELIMIT, "heapsnap: cannot compute %s: the graph is too large "
+		return hs_error_set(HS_ELIMIT, "cannot compute %s: the graph is too large "
 		                    "(%u objects, %u references)", what, g->node_count, g->edge_count);
 	return 0;
 }

@@ -74,15 +74,35 @@ int hs_cli_print_json(cJSON *json);
 /* Open a snapshot, or report the error; returns 0 or 2. */
 int hs_cli_open(hs_snapshot **out, const char *path);
 
+/* select.c: --address parsing (returns -1 to continue, or 129 after a usage
+ * error), lookups (0, or 2 after reporting), selection by --type or address
+ * (*out hs_free'd by the caller; 0 objects when the type has none). */
+int hs_cli__address(const hs_cli_command *cmd, const char *text, uint64_t *out);
+int hs_cli__find_address(uint32_t *out, const hs_snapshot *s, uint64_t address);
+int hs_cli__select(uint32_t **out, size_t *count, const hs_snapshot *s, const char *type,
+                   uint64_t address);
+
 int cmd_diff(int argc, const char **argv);
+int cmd_dominators(int argc, const char **argv);
+int cmd_garbage(int argc, const char **argv);
+int cmd_graph(int argc, const char **argv);
 int cmd_help(int argc, const char **argv);
 int cmd_info(int argc, const char **argv);
+int cmd_leaks(int argc, const char **argv);
+int cmd_paths(int argc, const char **argv);
+int cmd_retained(int argc, const char **argv);
 int cmd_run(int argc, const char **argv);
 int cmd_summary(int argc, const char **argv);
 
 extern const hs_cli_option hs_cli_opts_diff[];
+extern const hs_cli_option hs_cli_opts_dominators[];
+extern const hs_cli_option hs_cli_opts_garbage[];
+extern const hs_cli_option hs_cli_opts_graph[];
 extern const hs_cli_option hs_cli_opts_help[];
 extern const hs_cli_option hs_cli_opts_info[];
+extern const hs_cli_option hs_cli_opts_leaks[];
+extern const hs_cli_option hs_cli_opts_paths[];
+extern const hs_cli_option hs_cli_opts_retained[];
 extern const hs_cli_option hs_cli_opts_run[];
 extern const hs_cli_option hs_cli_opts_summary[];
 

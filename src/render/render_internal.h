@@ -17,4 +17,15 @@ cJSON *hs_render__snum(int64_t v);
 /* add or fail: these return NULL on out of memory, checked once at the end */
 int hs_render__oom(void);
 
+/* retention helpers (retention.c) */
+const char *hs_render__label_kind(unsigned k);
+void hs_render__address(char *buf, size_t size, uint64_t a);
+cJSON *hs_render__address_json(uint64_t a);
+cJSON *hs_render__root_json(const hs_snapshot *s, uint32_t root);
+/* {"address", "type", "size", "value"?, "retained" when d} */
+cJSON *hs_render__object_json(const hs_snapshot *s, uint32_t node, const hs_dominators *d);
+cJSON *hs_render__path_json(const hs_snapshot *s, const hs_path *p);
+/* hs_paths_format into a new string (hs_free), NULL when out of memory */
+char *hs_render__path_text(const hs_snapshot *s, const hs_path *p);
+
 #endif

@@ -18,6 +18,9 @@ cases.txt lines:  name | arguments | exit status | checks
     usage               stderr's last line starts with "usage: heapsnap"
     schema:NAME         stdout is JSON valid against formats/NAME.schema.json
     json:PATH=VALUE     a field of the JSON stdout (PATH dotted, [i] for lists)
+    file:OUT=GOLDEN     the file OUT the command wrote (in the fixture dir) equals
+                        golden/GOLDEN (`update` rewrites it too)
+    svg:OUT=L1|L2...    OUT parses as XML (SVG) and has <text> elements L1, L2...
     quiet               stderr is empty
 """
 import json
@@ -154,10 +157,36 @@ def check(name, case):
         elif c.startswith("stdout~"):
             if not re.search(c[7:], out, re.M):
                 problems.append("stdout does not match %r" % c[7:])
+        elif c.startswith("stderr~(?s)"):  # multi-line stderr (usage errors)
+            if not re.search(c[7:], err):
+                problems.append("stderr does not match %r" % c[7:])
         elif c.startswith("stderr~"):
             lines = err.splitlines()
             if len(lines) != 1 or not re.search(c[7:], lines[0]):
                 problems.append("stderr is not one line matching %r" % c[7:])
+        elif c.startswith("file:"):
+            out_name, gold = c[5:].split("=", 1)
+            got = open(os.path.join(FIX, out_name)).read() if os.path.exists(os.path.join(FIX, out_name)) else None
+            gpath = os.path.join(HERE, "golden", gold)
+            want = open(gpath).read() if os.path.exists(gpath) else None
+            if got is None or got != want:
+                problems.append("%s differs from golden/%s (run.py update %s)" % (out_name, gold, name))
+        elif c.startswith("svg:"):
+            out_name, labels = c[4:].split("=", 1)
+            import xml.dom.minidom
+            try:
+                doc = xml.dom.minidom.parse(os.path.join(FIX, out_name))
+            except Exception as e:  # noqa: BLE001
+                problems.append("%s does not parse as XML: %s" % (out_name, e))
+                continue
+            if doc.documentElement.tagName != "svg":
+                problems.append("%s: root element is <%s>, not <svg>" % (out_name, doc.documentElement.tagName))
+            texts = set()
+            for t in doc.getElementsByTagName("text"):
+                texts.add("".join(n.data for n in t.childNodes if n.nodeType == n.TEXT_NODE))
+            for lab in labels.split("|"):
+                if lab not in texts:
+                    problems.append("%s has no node or edge label %r (labels: %s)" % (out_name, lab, sorted(texts)))
         elif c == "usage":
             lines = err.splitlines()
             if not lines or not lines[-1].startswith("usage: heapsnap"):
@@ -180,7 +209,7 @@ def check(name, case):
             except Exception as e:  # noqa: BLE001
                 problems.append("json %s: %s" % (path, e))
                 continue
-            if json.dumps(got) != want and str(got) != want:
+            if json.dumps(got, ensure_ascii=False) != want and str(got) != want:
                 problems.append("json %s = %s, expected %s" % (path, json.dumps(got), want))
         else:
             problems.append("unknown check %r" % c)
@@ -206,11 +235,21 @@ def main():
         return check(sys.argv[2], all_cases[sys.argv[2]])
     if cmd == "update":
         names = sys.argv[2:] or [n for n, c in all_cases.items() if "golden" in c[2]]
+        if not sys.argv[2:]:
+            names += [n for n, c in all_cases.items() if any(x.startswith("file:") for x in c[2])]
         for n in names:
             _, out, _ = run_case(n, all_cases[n])
-            with open(os.path.join(HERE, "golden", n + ".out"), "w") as f:
-                f.write(out)
-            print("wrote golden/%s.out" % n)
+            if "golden" in all_cases[n][2]:
+                with open(os.path.join(HERE, "golden", n + ".out"), "w") as f:
+                    f.write(out)
+                print("wrote golden/%s.out" % n)
+            for c in all_cases[n][2]:
+                if c.startswith("file:"):
+                    out_name, gold = c[5:].split("=", 1)
+                    with open(os.path.join(FIX, out_name)) as src, \
+                            open(os.path.join(HERE, "golden", gold), "w") as dst:
+                        dst.write(src.read())
+                    print("wrote golden/%s" % gold)
         return 0
     if cmd == "all":
         return max([check(n, c) for n, c in all_cases.items()] or [0])
