@@ -85,29 +85,48 @@ int hs_reach_compute(hs_reach **out, const hs_snapshot *s, const hs_reach_option
 	rc = HS_ENOMEM;
 	memset(r->parent, 0xff, (size_t)n * sizeof(uint32_t)); /* HS_NO_EDGE */
 
-	/* BFS, level by level to record the depth */
+	/*
+	 * BFS, level by level to record the depth. Two phases: first from the
+	 * roots the file names (modules, frames, locals, interpreter), then
+	 * from the derived held-from-C roots for what is still unreached. A
+	 * module's dict is usually "held from C" too (frames hold f_globals):
+	 * in one phase it would be reached at depth 0 through that root, and
+	 * every path to a global would start at "held from C" instead of at
+	 * `module NAME`, the answer people look for.
+	 */
+	uint32_t nfile = 0;
+	while (nfile < nroots && hs_retention__root(s, first[nfile]).kind != HS_ROOT_HELD)
+		nfile++;
 	uint32_t head = 0, tail = 0;
-	for (uint32_t i = 0; i < nroots; i++) {
-		r->parent[roots[i]] = HS_REACH__ROOT;
-		queue[tail++] = roots[i];
-	}
 	const uint32_t *es = g->edge_start, *et = g->edge_target;
 	const uint8_t *ek = g->edge_kind;
 	uint32_t *parent = r->parent;
-	uint32_t depth = 0, level_end = tail;
-	while (head < tail) {
-		uint32_t v = queue[head++];
-		for (uint32_t e = es[v], end = es[v + 1]; e < end; e++) {
-			uint32_t w = et[e];
-			if (parent[w] != HS_NO_EDGE || HS_EDGE_KIND(ek[e]) == HS_EDGE_WEAK)
+	uint32_t depth = 0;
+	for (int phase = 0; phase < 2; phase++) {
+		uint32_t from = phase ? nfile : 0, to = phase ? nroots : nfile;
+		for (uint32_t i = from; i < to; i++) {
+			if (parent[roots[i]] != HS_NO_EDGE)
 				continue;
-			parent[w] = e;
-			queue[tail++] = w;
+			parent[roots[i]] = HS_REACH__ROOT;
+			queue[tail++] = roots[i];
 		}
-		if (head == level_end && head < tail) {
-			depth++;
-			level_end = tail;
+		uint32_t level = 0, level_end = tail;
+		while (head < tail) {
+			uint32_t v = queue[head++];
+			for (uint32_t e = es[v], end = es[v + 1]; e < end; e++) {
+				uint32_t w = et[e];
+				if (parent[w] != HS_NO_EDGE || HS_EDGE_KIND(ek[e]) == HS_EDGE_WEAK)
+					continue;
+				parent[w] = e;
+				queue[tail++] = w;
+			}
+			if (head == level_end && head < tail) {
+				level++;
+				level_end = tail;
+			}
 		}
+		if (level > depth)
+			depth = level;
 	}
 	r->stats.root_objects = nroots;
 	r->stats.max_depth = depth;

@@ -1393,6 +1393,21 @@ static int frame_where(hs_buf *b, PyCodeObject *co, int line)
 	return rc;
 }
 
+#if PY_VERSION_HEX >= 0x030B0000
+/* Is `d` the __dict__ of a module in sys.modules? (dict lookups only.) */
+static int is_module_globals(PyObject *d)
+{
+	if (!d || !PyDict_Check(d))
+		return 0;
+	PyObject *name = PyDict_GetItemString(d, "__name__");
+	PyObject *modules = PyImport_GetModuleDict();
+	if (!name || !PyUnicode_CheckExact(name) || !modules || !PyDict_Check(modules))
+		return 0;
+	PyObject *m = PyDict_GetItem(modules, name);
+	return m && PyModule_Check(m) && PyModule_GetDict(m) == d;
+}
+#endif
+
 static int thread_roots(walk *w)
 {
 	PyInterpreterState *interp = PyThreadState_Get()->interp;
@@ -1472,7 +1487,11 @@ static int thread_roots(walk *w)
 				rc = root(w, HS_ROOT_LOCAL, func, &label, "<function>", 10, 1);
 			if (rc == 0)
 				rc = root(w, HS_ROOT_LOCAL, (PyObject *)co, &label, "<code>", 6, 1);
-			if (rc == 0)
+			/* A module's top-level frame has the module's dict as its
+			 * locals: rooting it here would make `local <locals>` the
+			 * shortest path to every global, where `module NAME` is the
+			 * answer people look for. */
+			if (rc == 0 && !is_module_globals(fr->f_locals))
 				rc = root(w, HS_ROOT_LOCAL, fr->f_locals, &label, "<locals>", 8, 1);
 			if (rc == 0)
 				rc = root(w, HS_ROOT_LOCAL, (PyObject *)fr->frame_obj, &label, "<frame>", 7, 1);
