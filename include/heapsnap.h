@@ -16,6 +16,9 @@
 #include "heapsnap/graph.h"
 #include "heapsnap/snapshot.h"
 #include "heapsnap/analysis.h"
+#include "heapsnap/retention.h"
+#include "heapsnap/leaks.h"
 #include "heapsnap/render.h"
+#include "heapsnap/graphviz.h"
 
 #endif
