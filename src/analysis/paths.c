@@ -525,7 +525,7 @@ static void put_root(sink *k, const hs_snapshot *s, const hs_path *p)
 		put_string(k, s, root->name);
 		break;
 	case HS_ROOT_HELD:
-		puts_(k, "held from C");
+		puts_(k, root->excess == 0 ? "immortal" : "held from C");
 		break;
 	default:
 		puts_(k, hs_root_kind_name(root->kind));

@@ -460,7 +460,9 @@ static int resolve_roots(hs_snapshot *s)
 	/* Held from C: the refcount counts every reference; the strong edges
 	 * into a node are the ones the graph explains. The rest is held by C
 	 * code (extension statics, the interpreter, the stack of a running
-	 * C function). Immortal objects carry no meaningful refcount. */
+	 * C function). Immortal objects (3.12+) carry no meaningful refcount
+	 * and are never freed: they are roots too, with excess 0 ("immortal"),
+	 * so that they are never garbage nor retained by what points at them. */
 	uint32_t n = s->g.node_count;
 	uint32_t *in = hs_calloc(n ? n : 1, sizeof(uint32_t));
 	if (!in)
@@ -472,7 +474,7 @@ static int resolve_roots(hs_snapshot *s)
 	/* two passes (count, fill) so the arrays are sized exactly */
 	uint32_t held = 0;
 	for (uint32_t i = 0; i < n; i++)
-		held += !(s->flags[i] & HS_NODE_IMMORTAL) && s->refcount[i] > in[i];
+		held += (s->flags[i] & HS_NODE_IMMORTAL) || s->refcount[i] > in[i];
 	if ((uint64_t)s->root_count + held > MAX_INDEX) {
 		hs_free(in);
 		FAIL(HS_ELIMIT, "too many roots");
@@ -484,10 +486,11 @@ static int resolve_roots(hs_snapshot *s)
 		return HS_ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		if ((s->flags[i] & HS_NODE_IMMORTAL) || s->refcount[i] <= in[i])
+		int immortal = (s->flags[i] & HS_NODE_IMMORTAL) != 0;
+		if (!immortal && s->refcount[i] <= in[i])
 			continue;
 		s->held_node[s->held_count] = i;
-		s->held_excess[s->held_count++] = s->refcount[i] - in[i];
+		s->held_excess[s->held_count++] = immortal ? 0 : s->refcount[i] - in[i];
 	}
 	hs_free(in);
 	s->stats.held_roots = held;

@@ -46,6 +46,8 @@ size_t hs_render_root_text(char *buf, size_t size, const hs_snapshot *s, uint32_
 	case HS_ROOT_LOCAL:
 		return (size_t)snprintf(buf, size, "local %s of %s", detail, name);
 	case HS_ROOT_HELD:
+		if (r.excess == 0)
+			return (size_t)snprintf(buf, size, "immortal (kept by the interpreter)");
 		return (size_t)snprintf(buf, size, "held from C (%" PRIu32 " references not in the graph)",
 		                        r.excess);
 	default:

@@ -156,15 +156,15 @@ Test(graph, held_from_c_roots_are_refcount_minus_strong_incoming)
 	edge(w, 0x40, HS_EDGE_STRONG, HS_LABEL_INDEX, 2);
 	node(w, 0x20, USER, 48, 5, HS_NODE_GC_TRACKED, NULL);     /* rc 5, 2 in: held 3 */
 	node(w, 0x30, USER, 48, 1, HS_NODE_GC_TRACKED, NULL);     /* only weak in: held 1 */
-	node(w, 0x40, INT, 28, 0, HS_NODE_IMMORTAL, "7");         /* immortal: never held */
+	node(w, 0x40, INT, 28, 0, HS_NODE_IMMORTAL, "7");         /* immortal: a root, excess 0 */
 	node(w, 0x50, INT, 28, 0, 0, "8");                        /* rc 0 < in 0: not held */
 	hs_snapshot *s = finish(w, p);
 	const hs_snapshot_stats *st = hs_snapshot_stats_get(s);
-	cr_assert_eq(st->held_roots, 3);
-	cr_assert_eq(hs_snapshot_root_count(s), 3);
-	uint32_t nodes[3] = { 0, 1, 2 };
-	uint64_t excess[3] = { 1, 3, 1 };
-	for (uint32_t i = 0; i < 3; i++) {
+	cr_assert_eq(st->held_roots, 4);
+	cr_assert_eq(hs_snapshot_root_count(s), 4);
+	uint32_t nodes[4] = { 0, 1, 2, 3 };
+	uint64_t excess[4] = { 1, 3, 1, 0 };
+	for (uint32_t i = 0; i < 4; i++) {
 		hs_snapshot_root r;
 		cr_assert_eq(hs_snapshot_root_get(s, i, &r), 0);
 		cr_assert_eq(r.kind, HS_ROOT_HELD);
@@ -172,7 +172,7 @@ Test(graph, held_from_c_roots_are_refcount_minus_strong_incoming)
 		cr_assert_eq(r.excess, excess[i], "root %u excess %u", i, r.excess);
 	}
 	hs_snapshot_root r;
-	cr_assert_eq(hs_snapshot_root_get(s, 3, &r), HS_ENOTFOUND);
+	cr_assert_eq(hs_snapshot_root_get(s, 4, &r), HS_ENOTFOUND);
 	hs_snapshot_free(s);
 }
 
