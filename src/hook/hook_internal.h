@@ -144,6 +144,8 @@ typedef struct hs_meta {
  * returns, so none of them is in the snapshot.
  * @return 0, or -1 with a Python exception set.
  */
+/* The interpreter's main thread (known even when threading was never imported). */
+unsigned long hs_hook__main_thread_ident(void);
 int hs_hook__meta_gather(hs_meta *m, hs_json *json, int collect);
 void hs_hook__meta_release(hs_meta *m);
 /* The name of a thread by ident, or NULL. */

@@ -307,6 +307,12 @@ static int gather_threads(hs_meta *m)
 		hs_thread_info ti = { 0 };
 		ti.ident = ts->thread_id;
 		ti.daemon = -1;
+		if (ts->thread_id == hs_hook__main_thread_ident()) {
+			/* threading was never imported: name the main thread as it would */
+			ti.main = 1;
+			ti.daemon = 0;
+			ti.name = hs_strdup("MainThread");
+		}
 #if PY_VERSION_HEX >= 0x030B0000
 		ti.native_id = ts->native_thread_id;
 		ti.has_native_id = 1;

@@ -32,6 +32,7 @@
 #if PY_VERSION_HEX >= 0x03090000
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
+#include "internal/pycore_runtime.h"
 #else
 #include "internal/pycore_pystate.h"
 #endif
@@ -73,6 +74,7 @@ static struct _gc_runtime_state *gcstate(void)
 #endif
 }
 
+unsigned long hs_hook__main_thread_ident(void) { return _PyRuntime.main_thread; }
 int hs_hook__gc_collecting(void) { return gcstate()->collecting != 0; }
 int hs_hook__gc_enabled(void) { return gcstate()->enabled != 0; }
 void hs_hook__gc_set_enabled(int on) { gcstate()->enabled = on; }
