@@ -35,6 +35,7 @@ typedef enum hs_section_kind {
 	HS_SECTION_NODES = 4,   /* objects and their outgoing edges, columnar */
 	HS_SECTION_ROOTS = 5,   /* roots chunk */
 	HS_SECTION_META_END = 6, /* JSON known only after the walk, merged over META */
+	HS_SECTION_SIZES = 7,    /* sizes measured after the walk, replacing estimates */
 	HS_SECTION_INDEX = 15,  /* section index + totals; last before footer */
 } hs_section_kind;
 
@@ -155,6 +156,12 @@ HS_EXTERN(int) hs_writer_meta(hs_writer *w, const char *json, size_t len);
  * at most once.
  */
 HS_EXTERN(int) hs_writer_meta_end(hs_writer *w, const char *json, size_t len);
+/**
+ * Correct the size of an object written earlier (a `__sizeof__` that could
+ * only run once the walk was over): readers replace its size and clear its
+ * HS_NODE_SIZE_ESTIMATED flag. Call after every node, before commit.
+ */
+HS_EXTERN(int) hs_writer_size(hs_writer *w, uint64_t address, uint64_t size);
 /** Intern a string; *out receives its id (the same bytes give the same id). */
 HS_EXTERN(int) hs_writer_string(hs_writer *w, uint32_t *out, const char *s, size_t len);
 /** Define the next type; *out receives its id (0, 1, 2, ... in call order). */
@@ -195,6 +202,8 @@ typedef struct hs_read_visitor {
 	int (*root)(const hs_root_record *r, void *payload);
 	/* the META_END section, if any (reported after every other section) */
 	int (*meta_end)(const char *json, size_t len, void *payload);
+	/* a size correction from a SIZES section (after the nodes it names) */
+	int (*size)(uint64_t address, uint64_t size, void *payload);
 } hs_read_visitor;
 
 #define HS_READ_VISITOR_VERSION 1

@@ -53,6 +53,7 @@ typedef struct hs_snapshot_stats {
 	uint64_t dangling_edges;  /* edges to an address that is no node: dropped */
 	uint64_t dangling_keys;   /* key/attr labels naming no node: label kept as [?] */
 	uint64_t dangling_roots;  /* roots naming no node: dropped */
+	uint64_t size_fixes;      /* sizes corrected by SIZES sections */
 	uint64_t held_roots;      /* derived HS_ROOT_HELD roots */
 	uint64_t roots_by_kind[HS_ROOT_KIND_MAX + 1];
 	uint64_t total_bytes;     /* sum of all object sizes */

@@ -97,6 +97,7 @@ static const char *kind_name(uint32_t kind)
 	case HS_SECTION_ROOTS: return "ROOTS";
 	case HS_SECTION_INDEX: return "INDEX";
 	case HS_SECTION_META_END: return "META_END";
+	case HS_SECTION_SIZES: return "SIZES";
 	default: return "unknown";
 	}
 }
@@ -392,6 +393,27 @@ static int decode_roots(reader *r, const uint8_t *raw, uint32_t len)
 	return 0;
 }
 
+static int decode_sizes(reader *r, const uint8_t *raw, uint32_t len)
+{
+	hs_cursor c = { raw, raw + len };
+	uint64_t count, prev = 0;
+	HS_TRY(wrap(r, hs_cursor_varint(&c, &count, "count"), "SIZES section"));
+	if (count > len / 2)
+		return FAIL(r, HS_EFORMAT, "corrupt SIZES section (%llu entries cannot fit in %u bytes)",
+		            (unsigned long long)count, len);
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t delta, size;
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &delta, "address"), "SIZES section"));
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &size, "size"), "SIZES section"));
+		prev += (uint64_t)hs_zigzag_decode(delta);
+		if (r->v->size)
+			HS_TRY(r->v->size(prev, size, r->payload));
+	}
+	if (hs_cursor_left(&c))
+		return FAIL(r, HS_EFORMAT, "corrupt SIZES section (%zu trailing bytes)", hs_cursor_left(&c));
+	return 0;
+}
+
 static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t offset)
 {
 	char where[64];
@@ -565,6 +587,10 @@ static int read_all(reader *r)
 			HS_TRY(section_raw(r, s, &raw));
 			HS_TRY(decode_roots(r, raw, s->raw));
 			break;
+		case HS_SECTION_SIZES:
+			HS_TRY(section_raw(r, s, &raw));
+			HS_TRY(decode_sizes(r, raw, s->raw));
+			break;
 		case HS_SECTION_META_END:
 			if (meta_end)
 				return FAIL(r, HS_EFORMAT, "corrupt snapshot (more than one closing metadata section)");
@@ -595,7 +621,7 @@ static int read_all(reader *r)
 static int read_image(const void *data, size_t len, const char *name, int mapped,
                       const hs_read_visitor *v, void *payload)
 {
-	static const hs_read_visitor none = { HS_READ_VISITOR_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const hs_read_visitor none = { HS_READ_VISITOR_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	if (v && v->version != HS_READ_VISITOR_VERSION)
 		return hs_error_set(HS_EINVAL, "read visitor version %u is not %u", v->version,
 		                    HS_READ_VISITOR_VERSION);

@@ -103,6 +103,11 @@ struct hs_writer {
 	hs_buf roots;
 	uint32_t pending_root_count;
 
+	/* Size corrections. */
+	hs_buf sizes;
+	uint32_t pending_size_count;
+	uint64_t prev_size_address;
+
 	hs_totals totals;
 	size_t peak_buffers;
 };
@@ -350,6 +355,12 @@ static int flush_chunk(hs_writer *w)
 	return rc;
 }
 
+static int flush_sizes(hs_writer *w)
+{
+	w->prev_size_address = 0;
+	return flush_counted(w, HS_SECTION_SIZES, &w->sizes, &w->pending_size_count);
+}
+
 static int flush_roots(hs_writer *w)
 {
 	HS_TRY(flush_tables(w));
@@ -438,6 +449,22 @@ int hs_writer_meta(hs_writer *w, const char *json, size_t len)
 	return rc;
 }
 
+int hs_writer_size(hs_writer *w, uint64_t address, uint64_t size)
+{
+	HS_TRY(check_failed(w));
+	if (w->meta_end_written)
+		return hs_error_set(HS_EINVAL, "size correction after the closing metadata");
+	/* the node it corrects must be in an earlier section */
+	HS_TRY(flush_chunk(w));
+	HS_TRY(hs_buf_put_varint(&w->sizes, hs_zigzag_encode((int64_t)(address - w->prev_size_address))));
+	HS_TRY(hs_buf_put_varint(&w->sizes, size));
+	w->prev_size_address = address;
+	w->pending_size_count++;
+	if (w->sizes.len > HS_SECTION_MAX_RAW / 2)
+		HS_TRY(flush_sizes(w));
+	return 0;
+}
+
 int hs_writer_meta_end(hs_writer *w, const char *json, size_t len)
 {
 	HS_TRY(check_failed(w));
@@ -447,6 +474,7 @@ int hs_writer_meta_end(hs_writer *w, const char *json, size_t len)
 	HS_TRY(flush_chunk(w));
 	HS_TRY(flush_roots(w));
 	HS_TRY(flush_tables(w));
+	HS_TRY(flush_sizes(w));
 	hs_buf raw = HS_BUF_INIT;
 	int rc = hs_buf_put(&raw, json, len);
 	if (rc == 0)
@@ -656,6 +684,7 @@ int hs_writer_commit(hs_writer *w, hs_write_stats *stats)
 	HS_TRY(flush_chunk(w));
 	HS_TRY(flush_roots(w));
 	HS_TRY(flush_tables(w));
+	HS_TRY(flush_sizes(w));
 	HS_TRY(stop_thread(w));
 	if (w->failed)
 		return hs_error_set(w->failed, "%s", w->failure);
@@ -748,6 +777,7 @@ void hs_writer_free(hs_writer *w)
 	hs_buf_release(&w->pending_strings);
 	hs_buf_release(&w->pending_types);
 	hs_buf_release(&w->roots);
+	hs_buf_release(&w->sizes);
 	hs_free(w->slots);
 	hs_free(w->sections);
 	if (w->cctx)

@@ -591,9 +591,26 @@ static int build_map(hs_snapshot *s)
 	return 0;
 }
 
+/* A size measured after the walk replaces the estimate written with the node. */
+static int on_size(uint64_t address, uint64_t size, void *payload)
+{
+	hs_snapshot *s = payload;
+	uint32_t i = hs_addrmap__find(&s->map, s->address, address);
+	if (i == HS_NO_NODE || i >= s->g.node_count)
+		return 0; /* names no object (read so far): ignored, as the spec says */
+	uint64_t old = s->size32[i];
+	if (size >= HS_SIZE_BIG || s->size32[i] == HS_SIZE_BIG)
+		return 0; /* 4 GiB and more from a Python __sizeof__: keep the estimate */
+	s->size32[i] = (uint32_t)size;
+	s->flags[i] &= (uint8_t)~HS_NODE_SIZE_ESTIMATED;
+	s->stats.total_bytes = s->stats.total_bytes - old + size;
+	s->stats.size_fixes++;
+	return 0;
+}
+
 static const hs_read_visitor visitor = {
 	HS_READ_VISITOR_VERSION, on_totals, on_meta, on_string, on_type, on_node, on_edge, on_root,
-	on_meta_end,
+	on_meta_end, on_size,
 };
 
 static int open_common(hs_snapshot **out, const char *name, const void *data, size_t len,

@@ -227,10 +227,9 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 		hs_json_uint(&end, "edges", wr.edges);
 		hs_json_open(&end, "notes", '[');
 		if (wr.sizeof_skipped)
-			hs_json_cstr(&end, NULL, "Python-level __sizeof__ methods were not called because "
-			                         "other threads exist (running Python code could let them "
-			                         "change the heap mid-walk); those objects have their basic "
-			                         "size and the size-estimated flag");
+			hs_json_cstr(&end, NULL, "some Python-level __sizeof__ methods could not be called "
+			                         "(out of memory while deferring them after the walk); those "
+			                         "objects have their basic size and the size-estimated flag");
 		hs_json_close(&end, ']');
 		hs_json_close(&end, '}');
 		hs_json_close(&end, '}');

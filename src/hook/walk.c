@@ -195,7 +195,8 @@ typedef struct walk {
 	size_t scmask, sccount;
 
 	int err;              /* sticky hs_error_code from a callback */
-	int allow_py_sizeof;  /* no other thread can run while Python code does */
+	PyObject **deferred;  /* strong refs: objects whose Python __sizeof__ runs after the walk */
+	size_t ndeferred, cdeferred;
 	uint32_t names[N_COUNT];
 	PyObject *builtin_sizeof[SK_BUILTIN_COUNT + 2]; /* borrowed descriptors */
 	int builtin_kind[SK_BUILTIN_COUNT + 2];
@@ -700,15 +701,38 @@ static Py_ssize_t long_size(PyTypeObject *tp, PyObject *op)
 #endif
 }
 
+static int size_call_now(walk *w, PyObject *op, Py_ssize_t *out);
+
 /* Call the type's own __sizeof__ like sys.getsizeof does, swallowing any
- * exception. @return 0 with *out set, or 1 when it failed or was skipped. */
+ * exception. @return 0 with *out set, or 1 when it failed or was deferred. */
 static int size_call(walk *w, tinfo *ti, PyObject *op, Py_ssize_t *out)
 {
-	PyTypeObject *tp = ti->tp;
-	if (ti->size_kind == SK_CALL_PY && !w->allow_py_sizeof) {
-		w->res->sizeof_skipped++;
+	if (ti->size_kind == SK_CALL_PY) {
+		/* Python code could let other threads run, or run a signal
+		 * handler, while the walk holds borrowed pointers: measure after
+		 * the walk, holding a reference (hs_writer_size corrects it). */
+		if (w->ndeferred == w->cdeferred) {
+			size_t cap = w->cdeferred ? w->cdeferred * 2 : 64;
+			PyObject **d = hs_reallocarray(w->deferred, cap, sizeof(*d));
+			if (!d) {
+				hs_error_clear();
+				w->res->sizeof_skipped++;
+				return 1;
+			}
+			w->deferred = d;
+			w->cdeferred = cap;
+		}
+		Py_INCREF(op);
+		w->deferred[w->ndeferred++] = op;
 		return 1;
 	}
+	return size_call_now(w, op, out);
+}
+
+/* Call op's type's __sizeof__ now. @return 0 with *out set, or 1. */
+static int size_call_now(walk *w, PyObject *op, Py_ssize_t *out)
+{
+	PyTypeObject *tp = Py_TYPE(op);
 	PyObject *desc = _PyType_Lookup(tp, s_sizeof);
 	if (!desc)
 		return 1;
@@ -1565,15 +1589,6 @@ static int collect_seeds(PyObject ***out, size_t *count)
 
 /* ------------------------------------------------------------------ */
 
-static int count_threads(void)
-{
-	int n = 0;
-	PyInterpreterState *interp = PyThreadState_Get()->interp;
-	for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts))
-		n++;
-	return n;
-}
-
 static int walk_init(walk *w)
 {
 	int rc = hs_vset_init(&w->seen);
@@ -1597,10 +1612,6 @@ static int walk_init(walk *w)
 		w->builtin_sizeof[i] = _PyType_Lookup(builtins[i].tp, s_sizeof);
 		w->builtin_kind[i] = builtins[i].kind;
 	}
-	/* Python code in a __sizeof__ may let other threads run (the eval loop
-	 * drops the GIL on request) while we hold borrowed pointers: only call
-	 * Python-level __sizeof__ when this is the only thread. */
-	w->allow_py_sizeof = count_threads() == 1;
 	return 0;
 }
 
@@ -1653,10 +1664,23 @@ int hs_hook__walk(hs_writer *writer, const hs_meta *m, hs_walk_result *res)
 		if (rc == 0)
 			rc = drain(&w);
 	}
+	hs_free(seeds);
 	res->peak_stack = w.peak;
 	res->vset_pages = w.seen.pages;
+	/* The walk is over: no borrowed pointer is used any more, so Python
+	 * __sizeof__ methods may run now; we hold a reference to each object. */
+	for (size_t i = 0; i < w.ndeferred; i++) {
+		PyObject *op = w.deferred[i];
+		Py_ssize_t sz;
+		if (rc == 0 && size_call_now(&w, op, &sz) == 0) {
+			PyTypeObject *tp = Py_TYPE(op);
+			uint64_t full = (uint64_t)(sz + presize(tp, op, obj_is_gc(tp, op)));
+			rc = hs_writer_size(writer, (uint64_t)(uintptr_t)op, full);
+		}
+		Py_DECREF(op);
+	}
+	hs_free(w.deferred);
 	res->walk_seconds = hs_hook__now() - t0;
-	hs_free(seeds);
 	walk_release(&w);
 	return rc < 0 ? rc : 0;
 }

@@ -26,10 +26,17 @@ static int on_string(uint32_t id, const char *s, size_t len, void *p)
 	return 0;
 }
 
+static int on_size(uint64_t a, uint64_t n, void *p)
+{
+	uint64_t *sum = p;
+	*sum += a ^ n;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint64_t sum = 0;
-	hs_read_visitor v = { HS_READ_VISITOR_VERSION, 0, 0, on_string, 0, on_node, on_edge, 0 };
+	hs_read_visitor v = { HS_READ_VISITOR_VERSION, 0, 0, on_string, 0, on_node, on_edge, 0, 0, on_size };
 	hs_format_read_memory(data, size, "fuzz", &v, &sum);
 	return 0;
 }

@@ -590,3 +590,42 @@ Test(format_write, closing_metadata_is_reported_after_everything)
 	cr_assert_eq(hs_format_read(path, &v, got), 0, "%s", hs_error_last());
 	cr_assert_str_eq(got, "{\"dump\":{\"pause_seconds\":0.5}}");
 }
+
+static int on_size_fix(uint64_t address, uint64_t size, void *p)
+{
+	uint64_t *got = p;
+	got[got[0] * 2 + 1] = address;
+	got[got[0] * 2 + 2] = size;
+	got[0]++;
+	return 0;
+}
+
+Test(format_write, size_corrections_follow_their_nodes)
+{
+	const char *path = hs_test_tmppath("sizes.hsnap");
+	hs_writer *w;
+	cr_assert_eq(hs_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(hs_writer_meta(w, "{}", 2), 0);
+	uint32_t sid, tid;
+	hs_writer_string(w, &sid, "app.Sized", 9);
+	hs_type_record t = { 1, sid, HS_TYPE_SIZEOF_PY, 48 };
+	hs_writer_type(w, &tid, &t);
+	hs_node_record a = { 0x1000, tid, HS_NODE_SIZE_ESTIMATED, 48, 1, NULL, 0, 0 };
+	hs_node_record b = { 0x0800, tid, HS_NODE_SIZE_ESTIMATED, 48, 1, NULL, 0, 0 };
+	cr_assert_eq(hs_writer_node(w, &a), 0);
+	cr_assert_eq(hs_writer_node(w, &b), 0);
+	cr_assert_eq(hs_writer_size(w, 0x1000, 1234), 0);
+	cr_assert_eq(hs_writer_size(w, 0x0800, 77), 0);
+	cr_assert_eq(hs_writer_meta_end(w, "{}", 2), 0);
+	cr_assert_eq(hs_writer_size(w, 0x0800, 78), HS_EINVAL);
+	cr_assert_eq(hs_writer_commit(w, NULL), 0, "%s", hs_error_last());
+	hs_writer_free(w);
+	uint64_t got[5] = { 0 };
+	hs_read_visitor v = { HS_READ_VISITOR_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, on_size_fix };
+	cr_assert_eq(hs_format_read(path, &v, got), 0, "%s", hs_error_last());
+	cr_assert_eq(got[0], 2);
+	cr_assert_eq(got[1], 0x1000);
+	cr_assert_eq(got[2], 1234);
+	cr_assert_eq(got[3], 0x0800);
+	cr_assert_eq(got[4], 77);
+}

@@ -420,3 +420,34 @@ Test(graph, container_spanning_sections_keeps_all_its_edges)
 	cr_assert_eq(g->edge_target[g->edge_start[b] + n], hs_snapshot_find(s, 0x200000));
 	hs_snapshot_free(s);
 }
+
+Test(graph, size_corrections_replace_estimates)
+{
+	const char *path = hs_test_tmppath("fix.hsnap");
+	hs_writer *w;
+	cr_assert_eq(hs_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(hs_writer_meta(w, "{}", 2), 0);
+	uint32_t sid, tid;
+	hs_writer_string(w, &sid, "app.Sized", 9);
+	hs_type_record t = { 1, sid, HS_TYPE_SIZEOF_PY, 48 };
+	hs_writer_type(w, &tid, &t);
+	hs_node_record a = { 0x1000, tid, HS_NODE_SIZE_ESTIMATED, 48, 1, NULL, 0, 0 };
+	hs_node_record b = { 0x2000, tid, HS_NODE_SIZE_ESTIMATED, 48, 1, NULL, 0, 0 };
+	cr_assert_eq(hs_writer_node(w, &a), 0);
+	cr_assert_eq(hs_writer_node(w, &b), 0);
+	cr_assert_eq(hs_writer_size(w, 0x1000, 1234), 0);
+	cr_assert_eq(hs_writer_size(w, 0x9999, 5), 0); /* no such object: ignored */
+	cr_assert_eq(hs_writer_commit(w, NULL), 0);
+	hs_writer_free(w);
+	hs_snapshot *s;
+	cr_assert_eq(hs_snapshot_open(&s, path, NULL), 0, "%s", hs_error_last());
+	const hs_graph *g = hs_snapshot_graph(s);
+	uint32_t ia = hs_snapshot_find(s, 0x1000), ib = hs_snapshot_find(s, 0x2000);
+	cr_assert_eq(hs_graph_node_size(g, ia), 1234);
+	cr_assert_eq(g->flags[ia] & HS_NODE_SIZE_ESTIMATED, 0);
+	cr_assert_eq(hs_graph_node_size(g, ib), 48);
+	cr_assert_neq(g->flags[ib] & HS_NODE_SIZE_ESTIMATED, 0);
+	cr_assert_eq(hs_snapshot_stats_get(s)->total_bytes, 1234 + 48);
+	cr_assert_eq(hs_snapshot_stats_get(s)->size_fixes, 1);
+	hs_snapshot_free(s);
+}
