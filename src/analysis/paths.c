@@ -40,6 +40,10 @@ typedef struct paths_run {
 	size_t arena_len, arena_cap;
 	uint32_t *scratch;   /* one path, target side first */
 	size_t scratch_cap;
+	/* with max_depth: per node, its BFS ancestor at depth max_depth (or
+	 * itself when shallower), so a deep target's kept steps are found
+	 * without walking its whole path: linear, even on a 1M-long chain */
+	uint32_t *cut;
 } paths_run;
 
 /* Canonical label of edge e for the signature: 0 for key and index (any key,
@@ -143,6 +147,11 @@ static int trace(paths_run *r, member *m, uint32_t max_depth)
 	const hs_graph *g = r->g;
 	size_t len = 0;
 	uint32_t v = m->target;
+	int cut = 0;
+	if (r->cut && r->cut[v] != v) {
+		v = r->cut[v]; /* at depth max_depth: the steps kept */
+		cut = 1;
+	}
 	for (;;) {
 		uint32_t e = hs_reach_parent_edge(r->reach, v);
 		if (e == HS_NO_EDGE)
@@ -166,6 +175,11 @@ static int trace(paths_run *r, member *m, uint32_t max_depth)
 	m->elided = 0;
 	if (max_depth && len > max_depth) {
 		keep = max_depth;
+		m->elided = 1;
+	}
+	if (cut) {
+		/* the path goes on past the kept steps to the target */
+		keep = len < max_depth ? len : max_depth;
 		m->elided = 1;
 	}
 	if (r->arena_len + keep > r->arena_cap) {
@@ -263,6 +277,29 @@ int hs_paths_find(hs_paths **out, const hs_snapshot *s, const hs_reach *reach,
 	r.mem = hs_reallocarray(NULL, count ? count : 1, sizeof(member));
 	if (!r.mem)
 		goto done;
+	if (o.max_depth && reach->stats.max_depth > o.max_depth) {
+		/* BFS order puts parents first: depth and ancestor in one pass */
+		uint32_t n = g->node_count;
+		uint32_t *depth = hs_reallocarray(NULL, n ? n : 1, sizeof(uint32_t));
+		r.cut = hs_reallocarray(NULL, n ? n : 1, sizeof(uint32_t));
+		if (!depth || !r.cut) {
+			hs_free(depth);
+			goto done;
+		}
+		for (uint32_t i = 0; i < reach->order_len; i++) {
+			uint32_t v = reach->order[i];
+			uint32_t e = reach->parent[v];
+			if (e == HS_REACH__ROOT) {
+				depth[v] = 0;
+				r.cut[v] = v;
+				continue;
+			}
+			uint32_t p = hs_retention__edge_source(g, e);
+			depth[v] = depth[p] + 1;
+			r.cut[v] = depth[v] <= o.max_depth ? v : r.cut[p];
+		}
+		hs_free(depth);
+	}
 
 	/* trace every reachable target */
 	for (size_t i = 0; i < count; i++) {
@@ -411,6 +448,7 @@ done:
 	hs_reach_free(own);
 	hs_free(r.mem);
 	hs_free(r.arena);
+	hs_free(r.cut);
 	hs_free(r.scratch);
 	hs_free(slots);
 	hs_free(gfirst);

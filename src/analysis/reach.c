@@ -155,6 +155,10 @@ int hs_reach_compute(hs_reach **out, const hs_snapshot *s, const hs_reach_option
 		r->root_first[i] = (uint32_t)pairs[i];
 	}
 	r->root_count = nroots;
+	/* keep the BFS order: paths use it to find deep ancestors in linear time */
+	r->order = queue;
+	r->order_len = tail;
+	queue = NULL;
 	*out = r;
 	r = NULL;
 	rc = 0;
@@ -172,6 +176,7 @@ void hs_reach_free(hs_reach *r)
 	if (!r)
 		return;
 	hs_free(r->parent);
+	hs_free(r->order);
 	hs_free(r->root_node);
 	hs_free(r->root_first);
 	hs_free(r);

@@ -14,6 +14,8 @@
 struct hs_reach {
 	uint32_t node_count;
 	uint32_t *parent;       /* per node: edge, HS_REACH__ROOT, or HS_NO_EDGE */
+	uint32_t *order;        /* reached nodes in BFS order (parents first) */
+	uint32_t order_len;
 	/* root objects sorted by node, with the first root index naming each */
 	uint32_t root_count;
 	uint32_t *root_node, *root_first;
