@@ -92,7 +92,22 @@ static int is_dir(const char *path)
 
 static const char *package_dir(void)
 {
-	static char buf[4096];
+	static char buf[4200], found[4100];
+	/* an installed CLI finds the package beside it (relocatable prefix),
+	 * then the build tree it came from, then the configured prefix */
+	char exe[2048]; /* shorter than buf: no truncation below */
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(found, sizeof(found), "%s/../lib/heapsnap/python", exe);
+			snprintf(buf, sizeof(buf), "%s/heapsnap", found);
+			if (is_dir(buf))
+				return found;
+		}
+	}
 	const char *dirs[2] = { HS_BUILD_PYTHON_DIR, HS_INSTALL_PYTHON_DIR };
 	for (int i = 0; i < 2; i++) {
 		if (!dirs[i][0])
