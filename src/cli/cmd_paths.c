@@ -18,7 +18,8 @@ const hs_cli_option hs_cli_opts_paths[] = {
 	{ HS_OPT_SIZE, "limit", 0, "N", "show the N largest aggregated paths (default 20; 0: all)",
 	  offsetof(paths_args, limit) },
 	{ HS_OPT_SIZE, "max-depth", 0, "D",
-	  "keep D references from the root side of each path, elide the rest (default 0: all)",
+	  "keep D references from the root side of each path, elide the rest "
+	  "(default 64; 0: all, which can be slow on very deep structures)",
 	  offsetof(paths_args, max_depth) },
 	{ HS_OPT_FLAG, "json", 0, NULL, "print JSON (formats/paths.schema.json)",
 	  offsetof(paths_args, json) },
@@ -28,7 +29,9 @@ const hs_cli_option hs_cli_opts_paths[] = {
 int cmd_paths(int argc, const char **argv)
 {
 	const hs_cli_command *self = hs_cli_find("paths");
-	paths_args args = { 0, NULL, NULL, 20, 0 };
+	/* 64 steps: deeper paths are unreadable, and a million-long linked
+	 * list would otherwise cost a walk of every path to its root */
+	paths_args args = { 0, NULL, NULL, 20, 64 };
 	const char *pos[1];
 	int npos, rc = hs_cli_parse(self, argc, argv, &args, pos, 1, &npos, 0);
 	if (rc >= 0)
