@@ -15,3 +15,6 @@ echo "== $build/heapsnap summary $out/demo-2.hsnap --top 12"
 echo
 echo "== $build/heapsnap diff $out/demo-1.hsnap $out/demo-2.hsnap --top 10"
 "$build/heapsnap" diff "$out/demo-1.hsnap" "$out/demo-2.hsnap" --top 10
+echo
+echo "== $build/heapsnap paths $out/demo-2.hsnap --type __main__.SessionState"
+"$build/heapsnap" paths "$out/demo-2.hsnap" --type __main__.SessionState
