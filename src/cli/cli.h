@@ -84,6 +84,7 @@ int hs_cli__select(uint32_t **out, size_t *count, const hs_snapshot *s, const ch
 
 int cmd_diff(int argc, const char **argv);
 int cmd_dominators(int argc, const char **argv);
+int cmd_dump(int argc, const char **argv);
 int cmd_garbage(int argc, const char **argv);
 int cmd_graph(int argc, const char **argv);
 int cmd_help(int argc, const char **argv);
@@ -96,6 +97,7 @@ int cmd_summary(int argc, const char **argv);
 
 extern const hs_cli_option hs_cli_opts_diff[];
 extern const hs_cli_option hs_cli_opts_dominators[];
+extern const hs_cli_option hs_cli_opts_dump[];
 extern const hs_cli_option hs_cli_opts_garbage[];
 extern const hs_cli_option hs_cli_opts_graph[];
 extern const hs_cli_option hs_cli_opts_help[];

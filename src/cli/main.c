@@ -17,6 +17,8 @@ const hs_cli_command hs_cli_commands[] = {
 	  HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_diff },
 	{ "dominators", cmd_dominators, "the dominator chain of one object: what would free it",
 	  "dominators SNAP --address A [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_dominators },
+	{ "dump", cmd_dump, "take a snapshot of a running Python process (no restart, no import)",
+	  "dump PID [-o FILE] [--timeout S]", 0, hs_cli_opts_dump },
 	{ "garbage", cmd_garbage, "unreachable objects by type, and the cycles among them",
 	  "garbage SNAP [--top N] [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_garbage },
 	{ "graph", cmd_graph, "draw who refers to objects (or the root cause of a leak) with Graphviz",

@@ -1,0 +1,91 @@
+/*
+ * heapsnap/attach.h: snapshots of a running CPython process that never
+ * imported heapsnap (`heapsnap dump <pid>`), Linux x86-64 only.
+ *
+ * The injector (src/attach/) stops the target's main thread with ptrace,
+ * finds the interpreter's exported functions in the ELF .dynsym of the
+ * mapped interpreter, waits for a safe point, loads the hook build for the
+ * target's Python minor version with a remote dlopen() and calls
+ * heapsnap_attach_dump() in it; then it restores every register and
+ * detaches. The design is described at the top of src/attach/attach.c.
+ */
+#ifndef HEAPSNAP_ATTACH_H
+#define HEAPSNAP_ATTACH_H
+
+#include "common.h"
+
+/*
+ * The block shared between the injector and the hook, written by the
+ * injector into a page it maps in the target, read back after the call.
+ * Fixed layout: the hook checks `magic` and `size` before using it.
+ */
+#define HS_ATTACH_MAGIC 0x74617368u /* "hsat" */
+#define HS_ATTACH_PATH_MAX 4096
+#define HS_ATTACH_MESSAGE_MAX 1024
+
+enum {
+	HS_ATTACH_STATE_NEW = 0,     /* not started */
+	HS_ATTACH_STATE_RUNNING = 1, /* the hook holds the GIL and dumps */
+	HS_ATTACH_STATE_DONE = 2,    /* the file is written (renamed in place) */
+	HS_ATTACH_STATE_FAILED = 3,  /* see message, errnum */
+};
+
+typedef struct hs_attach_shared {
+	uint32_t magic;
+	uint32_t size;     /* sizeof(hs_attach_shared) */
+	int32_t cancel;    /* set by the injector when it gives up: the queued
+	                      safe-point stub then returns without trapping */
+	int32_t state;     /* HS_ATTACH_STATE_* */
+	int32_t errnum;    /* errno of an I/O failure, else 0 */
+	int32_t reserved;
+	uint64_t objects, edges, bytes;
+	double pause_seconds; /* GIL held by the dump */
+	double seconds;       /* the whole dump() call */
+	char path[HS_ATTACH_PATH_MAX];       /* absolute, NUL-terminated */
+	char message[HS_ATTACH_MESSAGE_MAX]; /* on failure */
+} hs_attach_shared;
+
+/** How the safe point was reached (hs_attach_result.mode). */
+typedef enum hs_attach_mode {
+	HS_ATTACH_MODE_PENDING_CALL = 1, /* Py_AddPendingCall: between bytecodes */
+	HS_ATTACH_MODE_BLOCKED = 2,      /* main thread blocked in a system call
+	                                    with the GIL released: GIL taken there */
+} hs_attach_mode;
+
+typedef struct hs_attach_options {
+	unsigned version;
+	double timeout;        /* seconds to reach a safe point; <= 0: 10 */
+	const char *hook_dir;  /* directory holding _heapsnap.cpython-3XY-*.so */
+} hs_attach_options;
+
+#define HS_ATTACH_OPTIONS_VERSION 1
+#define HS_ATTACH_OPTIONS_INIT { HS_ATTACH_OPTIONS_VERSION, 10.0, NULL }
+
+typedef struct hs_attach_result {
+	int python_major, python_minor;
+	uint32_t python_hexversion;  /* 0 when only the minor is known (< 3.11) */
+	hs_attach_mode mode;
+	uint64_t objects, edges, bytes;
+	double pause_seconds;        /* the target's GIL pause for the dump */
+	double stopped_seconds;      /* the main thread held in ptrace stops */
+	double seconds;              /* attach to detach */
+	char hook[HS_ATTACH_PATH_MAX]; /* the hook build loaded */
+} hs_attach_result;
+
+/**
+ * Take a snapshot of the running Python process `pid` into `path` (made
+ * absolute here; the target writes it, atomically, with its own
+ * credentials). The target is left running with its registers restored on
+ * every path, including errors; when no safe point is reached within the
+ * timeout nothing is written, and the safe-point request left queued in the
+ * target is cancelled (it returns at once when it runs).
+ * @return 0 or a negative hs_error_code: HS_ENOTFOUND (no such process, no
+ *         hook build for its version), HS_EINVAL (not a Python process,
+ *         bad argument), HS_EVERSION (unsupported Python), HS_EIO
+ *         (permission, ptrace, the target died, the dump failed).
+ *         `out` may be NULL.
+ */
+HS_EXTERN(int) hs_attach_dump(hs_attach_result *out, int pid, const char *path,
+                              const hs_attach_options *opts);
+
+#endif

@@ -1,0 +1,583 @@
+/*
+ * attach/attach.c: hs_attach_dump(): a snapshot of a running CPython.
+ *
+ * How a safe point is reached. The main thread is stopped (PTRACE_INTERRUPT)
+ * and looked at:
+ *
+ *  - Blocked in a system call (sleep, accept, select, read...) with its
+ *    thread state detached (a remote PyGILState_Check() returns 0): it is
+ *    inside a Py_BEGIN_ALLOW_THREADS region, where any other thread may take
+ *    the GIL and run. heapsnap_attach_dump() is called right there: it takes
+ *    the GIL with PyGILState_Ensure() as a thread of the process would,
+ *    dumps, releases it; then the registers are restored and the kernel
+ *    restarts the interrupted call as after any ptrace stop. futex waits are
+ *    excluded: one of them is the GIL's own wait.
+ *
+ *  - Otherwise a stub is queued with Py_AddPendingCall(): the main thread
+ *    runs it between two bytecodes with the GIL held. The stub (in a page
+ *    mapped here) checks a cancel flag and makes a getpid() system call with
+ *    a magic argument that the injector, tracing system calls of that one
+ *    thread, recognises; from that stop the hook is called, and the thread
+ *    is sent back from the stub with 0, as if it had returned. If the main
+ *    thread was waiting for a lock with the GIL released (futex), the wait
+ *    is made to return EINTR, as a signal would: CPython's lock acquire
+ *    then runs pending calls (acquire_timed -> Py_MakePendingCalls) and
+ *    waits again.
+ *
+ * If heapsnap dies after queueing the stub, the stub only makes a harmless
+ * getpid(); if the timeout passes first, the cancel flag is set and the stub
+ * will return at once: its pages (16 KiB) stay mapped, since the queued call
+ * still points there. On every other path the pages are unmapped and all
+ * registers are restored before the detach.
+ */
+#include <errno.h>
+#include <glob.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "attach/attach_internal.h"
+#include "util/alloc.h"
+
+#define STUB_MAGIC 0x6865617073686f74ull /* "heapshot" */
+#define PAGES_SIZE 16384u
+#define SHARED_OFF 4096u
+#define STRINGS_OFF 12288u
+#define ERESTARTSYS_ 512
+#define ERESTARTNOINTR_ 513
+#define ERESTARTNOHAND_ 514
+#define ERESTART_RESTARTBLOCK_ 516
+
+_Static_assert(SHARED_OFF + sizeof(hs_attach_shared) <= STRINGS_OFF, "shared block too large");
+
+typedef struct target {
+	pid_t pid;
+	int minor;
+	uint32_t hexversion;
+	char hook[HS_ATTACH_PATH_MAX];
+	uint64_t dlopen_, dlsym_, dlerror_, mmap_, munmap_, mprotect_;
+	uint64_t add_pending, gil_check, is_initialized;
+} target;
+
+/* System calls in which a thread with its GIL released may block; the GIL
+ * can be taken on its behalf there. Not futex: the GIL's own wait is one. */
+static int blocking_syscall(long nr)
+{
+	switch (nr) {
+	case SYS_read: case SYS_write: case SYS_readv: case SYS_writev: case SYS_poll:
+	case SYS_select: case SYS_pause: case SYS_nanosleep: case SYS_connect: case SYS_accept:
+	case SYS_sendto: case SYS_recvfrom: case SYS_sendmsg: case SYS_recvmsg: case SYS_wait4:
+	case SYS_rt_sigtimedwait: case SYS_rt_sigsuspend: case SYS_epoll_wait:
+	case SYS_clock_nanosleep: case SYS_waitid: case SYS_pselect6: case SYS_ppoll:
+	case SYS_epoll_pwait: case SYS_accept4: case SYS_recvmmsg: case SYS_sendmmsg:
+	case SYS_flock:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int is_restart(long long rax)
+{
+	return rax == -ERESTARTSYS_ || rax == -ERESTARTNOINTR_ || rax == -ERESTARTNOHAND_ ||
+	       rax == -ERESTART_RESTARTBLOCK_;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+/* "3.X" from a file name "libpython3.X..." or "python3.X"; 0 if none. */
+static int minor_from_name(const char *name)
+{
+	const char *p = strstr(name, "python3.");
+	if (!p)
+		return 0;
+	p += 8;
+	int m = 0, digits = 0;
+	while (*p >= '0' && *p <= '9' && digits < 3) {
+		m = m * 10 + (*p++ - '0');
+		digits++;
+	}
+	return digits ? m : 0;
+}
+
+static int find_symbols(target *tg, const hs_maps *maps, const char *hook_dir, const char *pname)
+{
+	int rc = 0;
+	hs_elf *py = NULL, *libc = NULL;
+	const hs_map *pymap = NULL, *libcmap = NULL;
+	for (size_t i = 0; i < maps->n; i++) {
+		const char *p = maps->v[i].path;
+		if (!p)
+			continue;
+		const char *b = base_name(p);
+		if (!pymap && !strncmp(b, "libpython3.", 11) && strstr(b, ".so"))
+			pymap = hs_attach__maps_first(maps, p);
+		if (!libcmap && (!strcmp(b, "libc.so.6") || (!strncmp(b, "libc-2.", 7) && strstr(b, ".so"))))
+			libcmap = hs_attach__maps_first(maps, p);
+	}
+	if (!pymap) {
+		/* a statically linked interpreter exports its API itself */
+		char exe[64], target_path[4096];
+		snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)tg->pid);
+		ssize_t n = readlink(exe, target_path, sizeof(target_path) - 1);
+		if (n > 0) {
+			target_path[n] = '\0';
+			pymap = hs_attach__maps_first(maps, target_path);
+		}
+	}
+	if (pymap && hs_elf_open(&py, tg->pid, pymap) == 0) {
+		tg->add_pending = hs_elf_sym(py, "Py_AddPendingCall");
+		tg->gil_check = hs_elf_sym(py, "PyGILState_Check");
+		tg->is_initialized = hs_elf_sym(py, "Py_IsInitialized");
+	}
+	if (!tg->add_pending || !tg->gil_check || !tg->is_initialized) {
+		rc = hs_error_set(HS_EINVAL, "process %d ('%s') is not a Python process: no CPython "
+		                  "interpreter among its mappings", (int)tg->pid, pname);
+		goto done;
+	}
+	uint64_t pyver = hs_elf_sym(py, "Py_Version");
+	uint32_t hex = 0;
+	if (pyver && hs_attach__peek(tg->pid, pyver, &hex, sizeof(hex)) == 0 && (hex >> 24) == 3) {
+		tg->hexversion = hex;
+		tg->minor = (int)((hex >> 16) & 0xff);
+	} else {
+		tg->minor = minor_from_name(base_name(pymap->path));
+	}
+	if (!tg->minor) {
+		rc = hs_error_set(HS_EVERSION, "cannot tell the Python version of process %d ('%s')",
+		                  (int)tg->pid, pymap->path);
+		goto done;
+	}
+	if (tg->minor < 8 || tg->minor > 13) {
+		rc = hs_error_set(HS_EVERSION, "process %d runs Python 3.%d, which heapsnap does not "
+		                  "support (3.8 to 3.13)", (int)tg->pid, tg->minor);
+		goto done;
+	}
+	if (!libcmap || hs_elf_open(&libc, tg->pid, libcmap) < 0) {
+		rc = hs_error_set(HS_EINVAL, "process %d has no GNU C library mapped: cannot load code "
+		                  "into it", (int)tg->pid);
+		goto done;
+	}
+	tg->dlopen_ = hs_elf_sym(libc, "dlopen");
+	tg->dlsym_ = hs_elf_sym(libc, "dlsym");
+	tg->dlerror_ = hs_elf_sym(libc, "dlerror");
+	tg->mmap_ = hs_elf_sym(libc, "mmap");
+	tg->munmap_ = hs_elf_sym(libc, "munmap");
+	tg->mprotect_ = hs_elf_sym(libc, "mprotect");
+	if (!tg->dlopen_ || !tg->dlsym_ || !tg->dlerror_ || !tg->mmap_ || !tg->munmap_ || !tg->mprotect_) {
+		rc = hs_error_set(HS_EINVAL, "the C library of process %d ('%s') does not export dlopen "
+		                  "(glibc 2.34 or later is needed)", (int)tg->pid, libcmap->path);
+		goto done;
+	}
+	int hn = snprintf(tg->hook, sizeof(tg->hook), "%s/_heapsnap.cpython-3%d-x86_64-linux-gnu.so",
+	                  hook_dir, tg->minor);
+	if (hn < 0 || hn >= HS_ATTACH_PATH_MAX - 64)
+		rc = hs_error_set(HS_EINVAL, "the hook directory's path is too long: '%s'", hook_dir);
+	else if (access(tg->hook, R_OK) != 0)
+		rc = hs_error_set(HS_ENOTFOUND, "process %d runs Python 3.%d, but heapsnap has no hook "
+		                  "built for it ('%s' is missing); build heapsnap with that interpreter "
+		                  "(HEAPSNAP_PYTHONS)", (int)tg->pid, tg->minor, tg->hook);
+done:
+	hs_elf_free(py);
+	hs_elf_free(libc);
+	return rc;
+}
+
+static int explain_ptrace_error(pid_t pid, int err)
+{
+	if (err == ESRCH)
+		return hs_error_set(HS_ENOTFOUND, "no such process: %d", (int)pid);
+	if (err != EPERM)
+		return hs_error_set(HS_EIO, "cannot attach to process %d: %s", (int)pid, strerror(err));
+	hs_proc_status st;
+	if (hs_attach__status(&st, pid) == 0 && st.tracer)
+		return hs_error_set(HS_EIO, "process %d is already traced by process %d (another "
+		                    "'heapsnap dump' or a debugger); try again when it is done",
+		                    (int)pid, (int)st.tracer);
+	int scope = -1;
+	FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re");
+	if (f) {
+		if (fscanf(f, "%d", &scope) != 1)
+			scope = -1;
+		fclose(f);
+	}
+	int has_cap = 0;
+	f = fopen("/proc/self/status", "re");
+	if (f) {
+		char line[256];
+		unsigned long long cap;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "CapEff: %llx", &cap) == 1)
+				has_cap = (cap >> 19) & 1; /* CAP_SYS_PTRACE */
+		fclose(f);
+	}
+	if (scope == 3)
+		return hs_error_set(HS_EIO, "cannot attach to process %d: ptrace is disabled "
+		                    "(kernel.yama.ptrace_scope=3, until reboot)", (int)pid);
+	if (scope >= 1 && !has_cap)
+		return hs_error_set(HS_EIO, "cannot attach to process %d: ptrace is restricted by "
+		                    "kernel.yama.ptrace_scope=%d; run heapsnap as root, or run "
+		                    "'sysctl kernel.yama.ptrace_scope=0'", (int)pid, scope);
+	if (!has_cap && geteuid() == 0)
+		return hs_error_set(HS_EIO, "cannot attach to process %d: root without CAP_SYS_PTRACE "
+		                    "(a container?): add the capability, e.g. docker run "
+		                    "--cap-add=SYS_PTRACE", (int)pid);
+	return hs_error_set(HS_EIO, "cannot attach to process %d: operation not permitted (a "
+	                    "setuid or non-dumpable process, or a seccomp policy forbidding ptrace)",
+	                    (int)pid);
+}
+
+/* The safe-point stub: see the top of the file. */
+static size_t write_stub(unsigned char *code, uint64_t flag_addr)
+{
+	size_t n = 0;
+	code[n++] = 0x48; code[n++] = 0xb8; memcpy(code + n, &flag_addr, 8); n += 8; /* movabs rax */
+	code[n++] = 0x8b; code[n++] = 0x00;                 /* mov eax, [rax] */
+	code[n++] = 0x85; code[n++] = 0xc0;                 /* test eax, eax */
+	code[n++] = 0x75; code[n++] = 0x11;                 /* jnz ret0 */
+	code[n++] = 0xb8; code[n++] = SYS_getpid; code[n++] = 0; code[n++] = 0; code[n++] = 0;
+	uint64_t magic = STUB_MAGIC;
+	code[n++] = 0x48; code[n++] = 0xbf; memcpy(code + n, &magic, 8); n += 8; /* movabs rdi */
+	code[n++] = 0x0f; code[n++] = 0x05;                 /* syscall */
+	code[n++] = 0x31; code[n++] = 0xc0;                 /* ret0: xor eax, eax */
+	code[n++] = 0xc3;                                   /* ret */
+	return n; /* the syscall ends at offset 33 */
+}
+#define STUB_SYSCALL_END 33u
+
+static void remove_partial(const char *path)
+{
+	char pat[HS_ATTACH_PATH_MAX + 16];
+	snprintf(pat, sizeof(pat), "%s.tmp.??????", path);
+	glob_t g;
+	if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			unlink(g.gl_pathv[i]);
+		globfree(&g);
+	}
+}
+
+/* Load the hook and run the dump from the current stop (t->regs saved). */
+static int run_hook(hs_tracee *t, const target *tg, uint64_t pages, hs_attach_shared *sh)
+{
+	uint64_t ret, args[2];
+	args[0] = pages + STRINGS_OFF;
+	args[1] = 2; /* RTLD_NOW */
+	int rc = hs_attach__call(t, tg->dlopen_, args, 2, &ret, 30);
+	if (rc < 0)
+		return rc;
+	if (!ret) {
+		char msg[512] = "unknown error";
+		uint64_t p;
+		if (hs_attach__call(t, tg->dlerror_, NULL, 0, &p, 5) == 0 && p) {
+			hs_attach__peek(t->pid, p, msg, sizeof(msg) - 1);
+			msg[sizeof(msg) - 1] = '\0';
+		}
+		return hs_error_set(HS_EIO, "process %d cannot load '%s': %s", (int)t->pid, tg->hook, msg);
+	}
+	uint64_t handle = ret;
+	args[0] = handle;
+	args[1] = pages + STRINGS_OFF + HS_ATTACH_PATH_MAX - 64;
+	if ((rc = hs_attach__call(t, tg->dlsym_, args, 2, &ret, 10)) < 0)
+		return rc;
+	if (!ret)
+		return hs_error_set(HS_EIO, "'%s' has no heapsnap_attach_dump (an older build?)", tg->hook);
+	args[0] = pages + SHARED_OFF;
+	/* the dump itself: as long as it takes (the target's death ends it) */
+	if ((rc = hs_attach__call(t, ret, args, 1, &ret, 0)) < 0)
+		return rc;
+	if ((rc = hs_attach__peek(t->pid, pages + SHARED_OFF, sh, sizeof(*sh))) < 0)
+		return rc;
+	sh->message[sizeof(sh->message) - 1] = '\0';
+	if (sh->state != HS_ATTACH_STATE_DONE)
+		return hs_error_set(HS_EIO, "process %d could not write the snapshot: %s", (int)t->pid,
+		                    sh->message[0] ? sh->message : "the hook failed without a message");
+	return 0;
+}
+
+static int unmap_pages(hs_tracee *t, const target *tg, uint64_t pages)
+{
+	uint64_t ret, args[2] = { pages, PAGES_SIZE };
+	return hs_attach__call(t, tg->munmap_, args, 2, &ret, 5);
+}
+
+int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_attach_options *opts)
+{
+	hs_attach_options defaults = HS_ATTACH_OPTIONS_INIT;
+	if (!opts)
+		opts = &defaults;
+	double timeout = opts->timeout > 0 ? opts->timeout : 10;
+	double t0 = hs_attach__now();
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (pid <= 0 || !path || path[0] != '/' || strlen(path) >= HS_ATTACH_PATH_MAX ||
+	    !opts->hook_dir || strlen(opts->hook_dir) > HS_ATTACH_PATH_MAX - 64)
+		return hs_error_set(HS_EINVAL, "hs_attach_dump: bad argument (pid %d, path %s)", pid,
+		                    path ? path : "NULL");
+	if (pid == getpid())
+		return hs_error_set(HS_EINVAL, "process %d is heapsnap itself", pid);
+
+	hs_proc_status st;
+	int rc = hs_attach__status(&st, pid);
+	if (rc < 0)
+		return rc;
+	if (st.state == 'Z' || st.state == 'X')
+		return hs_error_set(HS_ENOTFOUND, "process %d has exited (a zombie)", pid);
+	if (geteuid() != 0 && (st.ruid != geteuid() || st.euid != geteuid()))
+		return hs_error_set(HS_EIO, "process %d belongs to another user (uid %u); run heapsnap "
+		                    "as that user, or as root", pid, (unsigned)st.euid);
+	if (st.tracer)
+		return hs_error_set(HS_EIO, "process %d is already traced by process %d (another "
+		                    "'heapsnap dump' or a debugger); try again when it is done", pid,
+		                    (int)st.tracer);
+
+	target tg;
+	memset(&tg, 0, sizeof(tg));
+	tg.pid = pid;
+	hs_maps maps;
+	if ((rc = hs_attach__maps_read(&maps, pid)) < 0)
+		return rc;
+	rc = find_symbols(&tg, &maps, opts->hook_dir, st.name);
+	hs_attach__maps_release(&maps);
+	if (rc < 0)
+		return rc;
+
+	hs_tracee t;
+	struct user_regs_struct r0, at_stub;
+	unsigned char *x0 = NULL;
+	size_t x0_len = 0;
+	uint64_t pages = 0, ret;
+	int mode = 0, restore_r0 = 1, seize_errno = 0;
+	hs_attach_shared *sh = NULL;
+	rc = hs_attach__seize(&t, pid, timeout, &seize_errno);
+	if (seize_errno)
+		return explain_ptrace_error(pid, seize_errno);
+	if (rc < 0)
+		goto out;
+	if ((rc = hs_attach__save(&t)) < 0)
+		goto detach;
+	r0 = t.regs;
+	x0 = hs_malloc(t.xstate_len ? t.xstate_len : 1);
+	sh = hs_calloc(1, sizeof(*sh));
+	if (!x0 || !sh) {
+		rc = HS_ENOMEM;
+		goto detach;
+	}
+	memcpy(x0, t.xstate, t.xstate_len);
+	x0_len = t.xstate_len;
+
+	if ((rc = hs_attach__call(&t, tg.is_initialized, NULL, 0, &ret, 5)) < 0)
+		goto restore;
+	if ((int)ret == 0) {
+		rc = hs_error_set(HS_EIO, "process %d has no running Python interpreter (starting or "
+		                  "shutting down)", pid);
+		goto restore;
+	}
+	uint64_t margs[6] = { 0, PAGES_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	                      (uint64_t)-1, 0 };
+	if ((rc = hs_attach__call(&t, tg.mmap_, margs, 6, &ret, 5)) < 0)
+		goto restore;
+	if (ret > (uint64_t)-4096 || ret == 0 || (ret & 4095)) {
+		rc = hs_error_set(HS_EIO, "process %d cannot map memory for heapsnap", pid);
+		goto restore;
+	}
+	pages = ret;
+	/* the page contents: stub, shared block, strings */
+	unsigned char *buf = hs_calloc(1, PAGES_SIZE);
+	if (!buf) {
+		rc = HS_ENOMEM;
+		goto unmap;
+	}
+	write_stub(buf, pages + SHARED_OFF + offsetof(hs_attach_shared, cancel));
+	sh->magic = HS_ATTACH_MAGIC;
+	sh->size = sizeof(*sh);
+	snprintf(sh->path, sizeof(sh->path), "%s", path);
+	memcpy(buf + SHARED_OFF, sh, sizeof(*sh));
+	memcpy(buf + STRINGS_OFF, tg.hook, strlen(tg.hook) + 1); /* < PATH_MAX - 64: checked */
+	strcpy((char *)buf + STRINGS_OFF + HS_ATTACH_PATH_MAX - 64, "heapsnap_attach_dump");
+	rc = hs_attach__poke(pid, pages, buf, PAGES_SIZE);
+	hs_free(buf);
+	if (rc < 0)
+		goto unmap;
+	uint64_t pargs[3] = { pages, 4096, PROT_READ | PROT_EXEC };
+	if ((rc = hs_attach__call(&t, tg.mprotect_, pargs, 3, &ret, 5)) < 0)
+		goto unmap;
+	if (ret != 0) {
+		rc = hs_error_set(HS_EIO, "process %d does not allow executable memory (mprotect "
+		                  "failed: SELinux execmem?)", pid);
+		goto unmap;
+	}
+
+	long long nr = (long long)r0.orig_rax;
+	int in_syscall = nr >= 0 && is_restart((long long)r0.rax);
+	int detached = 0;
+	if (in_syscall) {
+		if ((rc = hs_attach__call(&t, tg.gil_check, NULL, 0, &ret, 5)) < 0)
+			goto unmap;
+		detached = (int)ret == 0;
+	}
+	if (in_syscall && detached && blocking_syscall((long)nr)) {
+		mode = HS_ATTACH_MODE_BLOCKED;
+		rc = run_hook(&t, &tg, pages, sh);
+		goto unmap;
+	}
+
+	/* pending-call mode */
+	mode = HS_ATTACH_MODE_PENDING_CALL;
+	uint64_t aargs[2] = { pages, 0 };
+	if ((rc = hs_attach__call(&t, tg.add_pending, aargs, 2, &ret, 5)) < 0)
+		goto unmap;
+	if ((int)ret != 0) {
+		rc = hs_error_set(HS_EIO, "process %d refused the request (its pending-call queue is "
+		                  "full); try again", pid);
+		goto unmap;
+	}
+	struct user_regs_struct resume = r0;
+	if (in_syscall && detached && nr == SYS_futex &&
+	    ((long long)r0.rax == -ERESTARTSYS_ || (long long)r0.rax == -ERESTART_RESTARTBLOCK_))
+		resume.rax = (unsigned long long)-EINTR; /* as a signal would: see the top */
+	memcpy(t.xstate, x0, x0_len);
+	t.xstate_len = x0_len;
+	if ((rc = hs_attach__restore(&t, &resume)) < 0)
+		goto detach_cancel;
+	restore_r0 = 0; /* from here the thread runs its own code again */
+	double deadline = t0 + timeout;
+	int req = PTRACE_SYSCALL, sig = 0;
+	for (;;) {
+		if ((rc = hs_attach__resume(&t, req, sig)) < 0)
+			goto detach_cancel;
+		sig = 0;
+		int ws;
+		rc = hs_attach__wait(&t, &ws, deadline);
+		if (rc < 0)
+			goto out;
+		if (rc == 1)
+			goto detach_cancel;
+		if ((ws >> 16) == PTRACE_EVENT_STOP)
+			continue;
+		if (WSTOPSIG(ws) != (SIGTRAP | 0x80)) {
+			sig = WSTOPSIG(ws); /* the target's own signal: deliver it */
+			continue;
+		}
+		struct user_regs_struct cur;
+		if (ptrace(PTRACE_GETREGS, pid, NULL, &cur) != 0) {
+			rc = hs_error_set(HS_EIO, "cannot read the registers of process %d: %s", pid,
+			                  strerror(errno));
+			goto detach_cancel;
+		}
+		if (cur.orig_rax == SYS_getpid && cur.rdi == STUB_MAGIC && cur.rip == pages + STUB_SYSCALL_END)
+			break;
+	}
+	/* At the safe point: the main thread, GIL held, between bytecodes. */
+	if ((rc = hs_attach__save(&t)) < 0)
+		goto detach_cancel;
+	at_stub = t.regs;
+	rc = run_hook(&t, &tg, pages, sh);
+	if (t.dead)
+		goto out;
+	uint64_t ra = 0;
+	if (hs_attach__peek(pid, at_stub.rsp, &ra, 8) < 0) {
+		/* cannot send it back from the stub: let the stub finish by itself
+		 * (its pages stay mapped) */
+		hs_attach__restore(&t, &at_stub);
+		goto detach;
+	}
+	int rc2 = unmap_pages(&t, &tg, pages);
+	/* back from the stub with 0, as if it had returned */
+	struct user_regs_struct back = at_stub;
+	back.rip = ra;
+	back.rsp += 8;
+	back.rax = 0;
+	back.orig_rax = (unsigned long long)-1;
+	int rc3 = hs_attach__restore(&t, &back);
+	if (rc == 0)
+		rc = rc2 < 0 ? rc2 : rc3;
+	goto detach;
+
+detach_cancel:
+	if (!t.dead && t.attached) {
+		int one = 1;
+		hs_attach__poke(pid, pages + SHARED_OFF + offsetof(hs_attach_shared, cancel), &one, 4);
+		/* stop it wherever it is and let go: the stub now returns at once */
+		int ws, dsig = 0;
+		if (t.stopped_since <= 0) {
+			ptrace(PTRACE_INTERRUPT, pid, NULL, NULL);
+			while (hs_attach__wait(&t, &ws, 0) == 0) {
+				if ((ws >> 16) == PTRACE_EVENT_STOP || WSTOPSIG(ws) == (SIGTRAP | 0x80))
+					break;
+				dsig = WSTOPSIG(ws);
+				break;
+			}
+		}
+		if (!t.dead) {
+			ptrace(PTRACE_DETACH, pid, NULL, (void *)(intptr_t)dsig);
+			t.attached = 0;
+		}
+	}
+	if (rc == 1 || rc >= 0)
+		rc = hs_error_set(HS_EIO, "process %d did not reach a safe point within %.3g s (its main "
+		                  "thread runs outside Python bytecode: a long C call, or a system call "
+		                  "with the GIL held); nothing was written, and it runs on unchanged (a "
+		                  "cancelled 16 KiB stub stays mapped)", pid, timeout);
+	goto out;
+
+unmap:
+	if (pages && !t.dead) {
+		int e = unmap_pages(&t, &tg, pages);
+		if (rc == 0 && e < 0)
+			rc = e;
+	}
+restore:
+	if (restore_r0 && !t.dead) {
+		memcpy(t.xstate, x0, x0_len);
+		t.xstate_len = x0_len;
+		/* a restart block may have been replaced by our calls' own: EINTR */
+		struct user_regs_struct orig = r0;
+		if (t.nsigs && (long long)r0.rax == -ERESTART_RESTARTBLOCK_)
+			orig.rax = (unsigned long long)-EINTR;
+		int e = hs_attach__restore(&t, &orig);
+		if (rc == 0 && e < 0)
+			rc = e;
+	}
+detach:
+	if (!t.dead) {
+		int e = hs_attach__detach(&t);
+		if (rc == 0 && e < 0)
+			rc = e;
+	}
+out:
+	if (t.dead) {
+		remove_partial(path);
+		rc = hs_error_set(HS_EIO, "process %d died during the dump; no snapshot was written", pid);
+	}
+	if (out) {
+		out->python_major = 3;
+		out->python_minor = tg.minor;
+		out->python_hexversion = tg.hexversion;
+		out->mode = (hs_attach_mode)mode;
+		if (sh && rc == 0) {
+			out->objects = sh->objects;
+			out->edges = sh->edges;
+			out->bytes = sh->bytes;
+			out->pause_seconds = sh->pause_seconds;
+		}
+		out->stopped_seconds = t.stopped_total;
+		out->seconds = hs_attach__now() - t0;
+		snprintf(out->hook, sizeof(out->hook), "%s", tg.hook);
+	}
+	hs_free(sh);
+	hs_free(x0);
+	hs_attach__release(&t);
+	return rc;
+}
