@@ -37,13 +37,28 @@ typedef struct hs_attach_shared {
 	                      safe-point stub then returns without trapping */
 	int32_t state;     /* HS_ATTACH_STATE_* */
 	int32_t errnum;    /* errno of an I/O failure, else 0 */
-	int32_t reserved;
+	int32_t flags;     /* HS_ATTACH_FLAG_* */
 	uint64_t objects, edges, bytes;
 	double pause_seconds; /* GIL held by the dump */
 	double seconds;       /* the whole dump() call */
+	double fork_timeout;  /* fork mode: the child's watchdog, seconds */
+	int32_t child_pid;    /* fork mode: the child writing the file */
+	int32_t reserved;
 	char path[HS_ATTACH_PATH_MAX];       /* absolute, NUL-terminated */
 	char message[HS_ATTACH_MESSAGE_MAX]; /* on failure */
 } hs_attach_shared;
+
+/* hs_attach_shared.flags */
+#define HS_ATTACH_FLAG_FORK 1 /* dump(path, fork=True): the target only forks */
+
+/*
+ * Fork mode: the forked child cannot write into the shared block (its copy
+ * is private), so it writes its outcome into "<path>" HS_ATTACH_STATUS_SUFFIX
+ * as "key value" lines (ok, objects, edges, bytes, walk_seconds,
+ * child_private_dirty_bytes, or errno and message), renamed into place when
+ * complete; the injector waits for it, reads it and removes it.
+ */
+#define HS_ATTACH_STATUS_SUFFIX ".hsfork-status"
 
 /** How the safe point was reached (hs_attach_result.mode). */
 typedef enum hs_attach_mode {
@@ -56,10 +71,12 @@ typedef struct hs_attach_options {
 	unsigned version;
 	double timeout;        /* seconds to reach a safe point; <= 0: 10 */
 	const char *hook_dir;  /* directory holding _heapsnap.cpython-3XY-*.so */
+	int fork;              /* the target forks; a child walks and writes */
+	double fork_timeout;   /* fork mode: the child's watchdog; <= 0: 300 */
 } hs_attach_options;
 
 #define HS_ATTACH_OPTIONS_VERSION 1
-#define HS_ATTACH_OPTIONS_INIT { HS_ATTACH_OPTIONS_VERSION, 10.0, NULL }
+#define HS_ATTACH_OPTIONS_INIT { HS_ATTACH_OPTIONS_VERSION, 10.0, NULL, 0, 300.0 }
 
 typedef struct hs_attach_result {
 	int python_major, python_minor;
@@ -70,6 +87,10 @@ typedef struct hs_attach_result {
 	double stopped_seconds;      /* the main thread held in ptrace stops */
 	double seconds;              /* attach to detach */
 	char hook[HS_ATTACH_PATH_MAX]; /* the hook build loaded */
+	/* fork mode (pause_seconds is then the target's pause: the fork) */
+	int child_pid;
+	double child_seconds;          /* the child's walk and write */
+	long long child_private_dirty; /* bytes, -1 unknown */
 } hs_attach_result;
 
 /**
@@ -78,7 +99,9 @@ typedef struct hs_attach_result {
  * credentials). The target is left running with its registers restored on
  * every path, including errors; when no safe point is reached within the
  * timeout nothing is written, and the safe-point request left queued in the
- * target is cancelled (it returns at once when it runs).
+ * target is cancelled (it returns at once when it runs). With opts->fork
+ * the target forks at the safe point and resumes; the call returns when the
+ * child has written the file (or failed, or was killed by its watchdog).
  * @return 0 or a negative hs_error_code: HS_ENOTFOUND (no such process, no
  *         hook build for its version), HS_EINVAL (not a Python process,
  *         bad argument), HS_EVERSION (unsupported Python), HS_EIO

@@ -1,5 +1,5 @@
 /*
- * cli/cmd_dump.c: `heapsnap dump PID [-o FILE] [--timeout S]`: a snapshot of
+ * cli/cmd_dump.c: `heapsnap dump PID [-o FILE] [--timeout S] [--fork]`: a snapshot of
  * a running Python process that never imported heapsnap (src/attach/).
  */
 #include <errno.h>
@@ -23,6 +23,8 @@
 typedef struct dump_args {
 	const char *out;
 	const char *timeout;
+	int fork;
+	const char *fork_timeout;
 } dump_args;
 
 const hs_cli_option hs_cli_opts_dump[] = {
@@ -30,6 +32,11 @@ const hs_cli_option hs_cli_opts_dump[] = {
 	  "heapsnap-PID-TIME.hsnap in the current directory)", offsetof(dump_args, out) },
 	{ HS_OPT_STRING, "timeout", 0, "S", "give up when the process reaches no safe point "
 	  "within S seconds (default 10)", offsetof(dump_args, timeout) },
+	{ HS_OPT_FLAG, "fork", 0, NULL, "the process only forks (its pause is the fork); a child "
+	  "walks the copy-on-write heap and writes the file (sizes of types with their own "
+	  "__sizeof__ are then estimated)", offsetof(dump_args, fork) },
+	{ HS_OPT_STRING, "fork-timeout", 0, "S", "with --fork: kill the child after S seconds "
+	  "(default 300)", offsetof(dump_args, fork_timeout) },
 	{ HS_OPT_END, NULL, 0, NULL, NULL, 0 },
 };
 
@@ -89,6 +96,16 @@ int cmd_dump(int argc, const char **argv)
 			                          "not '%s'", args.timeout);
 		opts.timeout = s;
 	}
+	if (args.fork_timeout) {
+		double s = strtod(args.fork_timeout, &end);
+		if (!args.fork)
+			return hs_cli_usage_error(self, "--fork-timeout needs --fork");
+		if (!args.fork_timeout[0] || *end || !(s > 0) || s > 86400)
+			return hs_cli_usage_error(self, "--fork-timeout expects a positive number of "
+			                          "seconds, not '%s'", args.fork_timeout);
+		opts.fork_timeout = s;
+	}
+	opts.fork = args.fork;
 
 	char path[HS_ATTACH_PATH_MAX], name[256] = "";
 	if (!args.out) {
@@ -139,6 +156,10 @@ int cmd_dump(int argc, const char **argv)
 		return hs_cli_error();
 	printf("wrote %s: %llu objects, %llu bytes, from process %ld (Python 3.%d)\n", path,
 	       (unsigned long long)res.objects, (unsigned long long)res.bytes, pid, res.python_minor);
+	if (args.fork)
+		printf("  fork mode: child %d walked and wrote in %.3f s, its private dirty memory "
+		       "%.1f MiB\n", res.child_pid, res.child_seconds,
+		       res.child_private_dirty >= 0 ? (double)res.child_private_dirty / 1048576.0 : 0.0);
 	printf("  pause %.1f ms (%s), main thread stopped %.1f ms, %.3f s in all\n",
 	       res.pause_seconds * 1e3,
 	       res.mode == HS_ATTACH_MODE_BLOCKED ? "taken while it was blocked in a system call"

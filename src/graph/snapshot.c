@@ -153,16 +153,15 @@ static int on_meta_end(const char *json, size_t len, void *payload)
 			while (sub) {
 				cJSON *subnext = sub->next;
 				cJSON_DetachItemViaPointer(item, sub);
-				if (cJSON_GetObjectItemCaseSensitive(mine, sub->string))
-					cJSON_ReplaceItemInObjectCaseSensitive(mine, sub->string, sub);
-				else
-					cJSON_AddItemToObject(mine, sub->string, sub);
+				/* cJSON's replace frees the replacement's own name
+				 * before copying the one passed: never pass sub->string */
+				cJSON_DeleteItemFromObjectCaseSensitive(mine, sub->string);
+				cJSON_AddItemToObject(mine, sub->string, sub);
 				sub = subnext;
 			}
 			cJSON_Delete(item);
-		} else if (mine) {
-			cJSON_ReplaceItemInObjectCaseSensitive(s->meta, item->string, item);
 		} else {
+			cJSON_DeleteItemFromObjectCaseSensitive(s->meta, item->string);
 			cJSON_AddItemToObject(s->meta, item->string, item);
 		}
 		item = next;

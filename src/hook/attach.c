@@ -97,9 +97,26 @@ int heapsnap_attach_dump(hs_attach_shared *a)
 	PyObject *r = NULL, *path = NULL;
 	if (attached_module)
 		path = PyUnicode_DecodeFSDefault(a->path);
-	if (path)
+	int fork_mode = (a->flags & HS_ATTACH_FLAG_FORK) != 0;
+	if (path && !fork_mode) {
 		r = PyObject_CallMethod(attached_module, "dump", "O", path);
+	} else if (path) {
+		/* the child reports through a status file: see heapsnap/attach.h */
+		PyObject *status = PyUnicode_FromFormat("%U%s", path, HS_ATTACH_STATUS_SUFFIX);
+		PyObject *fn = PyObject_GetAttrString(attached_module, "dump");
+		PyObject *args = Py_BuildValue("(O)", path);
+		PyObject *kw = status ? Py_BuildValue("{s:O,s:d,s:O}", "fork", Py_True, "timeout",
+		                                      a->fork_timeout > 0 ? a->fork_timeout : 300.0,
+		                                      "status", status) : NULL;
+		if (fn && args && kw)
+			r = PyObject_Call(fn, args, kw);
+		Py_XDECREF(kw);
+		Py_XDECREF(args);
+		Py_XDECREF(fn);
+		Py_XDECREF(status);
+	}
 	if (r && PyDict_Check(r)) {
+		a->child_pid = (int32_t)get_u64(r, "pid");
 		a->objects = get_u64(r, "objects");
 		a->edges = get_u64(r, "edges");
 		a->bytes = get_u64(r, "bytes");

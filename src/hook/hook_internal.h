@@ -147,6 +147,9 @@ typedef struct hs_meta {
 /* The interpreter's main thread (known even when threading was never imported). */
 unsigned long hs_hook__main_thread_ident(void);
 int hs_hook__meta_gather(hs_meta *m, hs_json *json, int collect);
+/* Set around meta_gather by fork mode: leave out the USS/PSS figures that
+ * need /proc/self/smaps_rollup (its cost grows with the RSS). */
+extern int hs_hook__meta_no_smaps;
 void hs_hook__meta_release(hs_meta *m);
 /* The name of a thread by ident, or NULL. */
 const hs_thread_info *hs_hook__meta_thread(const hs_meta *m, unsigned long ident);
@@ -157,6 +160,7 @@ const hs_thread_info *hs_hook__meta_thread(const hs_meta *m, unsigned long ident
 typedef struct hs_walk_result {
 	uint64_t nodes, edges, roots, types;
 	uint64_t sizeof_calls, sizeof_errors, sizeof_skipped;
+	uint64_t sizeof_not_called; /* fork mode: basic size, estimated */
 	double walk_seconds;
 	size_t peak_stack;
 	size_t vset_pages;
@@ -178,6 +182,24 @@ int hs_hook__init(void);
 int hs_hook__gc_collecting(void);
 int hs_hook__gc_enabled(void);
 void hs_hook__gc_set_enabled(int on);
+
+/*
+ * Fork mode (fork.c): set in the forked child only. The walk then writes
+ * nothing into the heap it reads: no __sizeof__ call (C or Python: both
+ * create an int), no reference taken; such objects get their basic size and
+ * HS_NODE_SIZE_ESTIMATED.
+ */
+extern int hs_hook__no_heap_writes;
+
+/*
+ * dump(path, fork=True): take the snapshot in a forked child (fork.c).
+ * Called with the GIL held, after the optional gc.collect(). `status` is a
+ * file the child writes its outcome to (NULL: none). Returns the figures
+ * dict, or NULL with an exception set.
+ */
+PyObject *hs_hook__fork_dump(PyObject *pathobj, const char *path, int collect,
+                             double collect_seconds, int wait, double timeout,
+                             const char *status);
 
 /* Monotonic clock in seconds. */
 double hs_hook__now(void);

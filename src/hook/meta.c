@@ -20,6 +20,8 @@
 /* Exported by every CPython 3.8-3.13; declared by internal headers only in some. */
 PyAPI_FUNC(int) _PyObject_DebugMallocStats(FILE *out);
 
+int hs_hook__meta_no_smaps;
+
 double hs_hook__now(void)
 {
 	struct timespec ts;
@@ -57,7 +59,13 @@ static void process_json(hs_json *j)
 	static const char *const rollup_keys[] = { "Pss", "Private_Clean", "Private_Dirty", "Swap" };
 	long long st[3], ru[4];
 	proc_fields("/proc/self/status", status_keys, st, 3);
-	proc_fields("/proc/self/smaps_rollup", rollup_keys, ru, 4);
+	/* smaps_rollup walks the page tables: about 20 ms per GiB of RSS, too
+	 * slow for a fork-mode pause (and after the fork every page is shared
+	 * with the child, so USS/PSS read later would be wrong): left out. */
+	if (hs_hook__meta_no_smaps)
+		ru[0] = ru[1] = ru[2] = ru[3] = -1;
+	else
+		proc_fields("/proc/self/smaps_rollup", rollup_keys, ru, 4);
 	hs_json_open(j, "process", '{');
 	if (st[0] >= 0)
 		hs_json_int(j, "rss", st[0]);

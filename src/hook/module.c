@@ -21,6 +21,35 @@
 #include "heapsnap/errors.h"
 
 static int in_dump; /* a __sizeof__ or finalizer calling dump() again */
+static unsigned long dump_thread; /* the thread that set in_dump */
+
+/*
+ * A collection or a dump in another thread lets this thread run while it
+ * runs Python code (finalizers, metadata reads): a server's worker thread
+ * calling dump() then must wait for it, with the GIL released, not fail.
+ * When no other thread exists, or the dump is this thread's own, or the
+ * collection still runs after 2 s, the caller is inside it (a finalizer or
+ * a gc callback): @return -1 and let the caller refuse, else 0.
+ */
+static int wait_for_other_threads(void)
+{
+	PyThreadState *me = PyThreadState_Get();
+	double end = hs_hook__now() + 2.0;
+	for (;;) {
+		int dumping = in_dump && dump_thread != PyThread_get_thread_ident();
+		int collecting = hs_hook__gc_collecting();
+		if (!dumping && !collecting)
+			return 0;
+		if ((in_dump && !dumping) || (!dumping && hs_hook__now() > end))
+			return -1;
+		PyThreadState *t = PyInterpreterState_ThreadHead(me->interp);
+		if (t && t == me && !PyThreadState_Next(t))
+			return -1;
+		Py_BEGIN_ALLOW_THREADS
+		usleep(1000);
+		Py_END_ALLOW_THREADS
+	}
+}
 
 /* errno for an OSError: the directory's own problem (missing, not a
  * directory, not writable) when there is one, else what the failing call
@@ -109,7 +138,7 @@ static int set_item(PyObject *d, const char *k, PyObject *v)
 }
 
 PyDoc_STRVAR(dump_doc,
-"dump(path, *, collect=False) -> dict\n"
+"dump(path, *, collect=False, fork=False, wait=False, timeout=300, status=None) -> dict\n"
 "\n"
 "Write a snapshot of every live object of this interpreter to `path`.\n"
 "\n"
@@ -123,6 +152,18 @@ PyDoc_STRVAR(dump_doc,
 "\n"
 "collect=True runs gc.collect() first.\n"
 "\n"
+"fork=True takes the snapshot in a forked child that walks the copy-on-write\n"
+"heap while this process goes on: the pause is the metadata and the fork\n"
+"alone. The child runs no Python code and writes nothing into the heap, so\n"
+"types with their own __sizeof__ get their basic size (flagged estimated).\n"
+"It is killed after `timeout` seconds (no file is left), and reaped by pid\n"
+"on a C thread. Returns at once {path, fork, pid, pause_seconds,\n"
+"fork_seconds, meta_seconds...}; wait=True blocks (GIL released) until the\n"
+"child is done and adds its figures (objects, bytes, walk_seconds,\n"
+"child_private_dirty_bytes...), raising like an in-process dump (TimeoutError\n"
+"when the watchdog killed it). status=FILE: the child writes its outcome\n"
+"there as 'key value' lines (used by `heapsnap dump PID --fork`).\n"
+"\n"
 "Returns a dict of figures: path, objects, edges, roots, types, bytes\n"
 "(file size), seconds (whole call), pause_seconds (GIL held for the dump),\n"
 "walk_seconds, sizeof_calls, sizeof_errors, sizeof_skipped...\n"
@@ -131,16 +172,26 @@ PyDoc_STRVAR(dump_doc,
 
 static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-	static char *kwlist[] = { "path", "collect", NULL };
-	PyObject *pathobj = NULL, *pathbytes = NULL, *result = NULL;
-	int collect = 0;
+	static char *kwlist[] = { "path", "collect", "fork", "wait", "timeout", "status", NULL };
+	PyObject *pathobj = NULL, *pathbytes = NULL, *result = NULL, *statusobj = NULL;
+	int collect = 0, use_fork = 0, wait = 0;
+	double fork_timeout = 300.0;
 	(void)self;
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$p:dump", kwlist, &pathobj, &collect))
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$pppdO:dump", kwlist, &pathobj, &collect,
+	                                 &use_fork, &wait, &fork_timeout, &statusobj))
 		return NULL;
+	if (!use_fork && (wait || statusobj)) {
+		PyErr_SetString(PyExc_ValueError, "heapsnap: wait= and status= need fork=True");
+		return NULL;
+	}
+	if (!(fork_timeout > 0)) {
+		PyErr_SetString(PyExc_ValueError, "heapsnap: timeout must be a positive number of seconds");
+		return NULL;
+	}
 	if (!PyUnicode_FSConverter(pathobj, &pathbytes))
 		return NULL;
 	const char *path = PyBytes_AS_STRING(pathbytes);
-	if (in_dump) {
+	if (wait_for_other_threads() < 0 && in_dump) {
 		Py_DECREF(pathbytes);
 		PyErr_SetString(PyExc_RuntimeError, "heapsnap: dump() called while a dump is running");
 		return NULL;
@@ -153,6 +204,7 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 		return NULL;
 	}
 	in_dump = 1;
+	dump_thread = PyThread_get_thread_ident();
 	double t_start = hs_hook__now();
 	double collect_seconds = 0;
 	if (collect) {
@@ -163,6 +215,16 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 			goto out;
 		Py_DECREF(r);
 		collect_seconds = hs_hook__now() - t_start;
+	}
+
+	if (use_fork) {
+		PyObject *statusbytes = NULL;
+		if (statusobj && statusobj != Py_None && !PyUnicode_FSConverter(statusobj, &statusbytes))
+			goto out;
+		result = hs_hook__fork_dump(pathobj, path, collect, collect_seconds, wait, fork_timeout,
+		                            statusbytes ? PyBytes_AS_STRING(statusbytes) : NULL);
+		Py_XDECREF(statusbytes);
+		goto out;
 	}
 
 	double t_pause = hs_hook__now();

@@ -802,8 +802,13 @@ static int obj_size(walk *w, tinfo *ti, PyObject *op, int is_gc, hs_node_record 
 		break;
 	case SK_CALL_C:
 	case SK_CALL_PY:
-		if (size_call(w, ti, op, &s) == 0)
+		if (hs_hook__no_heap_writes) {
+			/* fork mode (fork.c): calling __sizeof__ would run code and
+			 * create objects in the heap being walked */
+			w->res->sizeof_not_called++;
+		} else if (size_call(w, ti, op, &s) == 0) {
 			break;
+		}
 		/* fall through */
 	default:
 		n->flags |= HS_NODE_SIZE_ESTIMATED;

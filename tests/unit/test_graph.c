@@ -451,3 +451,29 @@ Test(graph, size_corrections_replace_estimates)
 	cr_assert_eq(hs_snapshot_stats_get(s)->size_fixes, 1);
 	hs_snapshot_free(s);
 }
+
+/* Regression: META_END keys that META already has are replaced (cJSON's
+ * replace used to free the key it was given: pause_seconds stayed null). */
+Test(graph, closing_metadata_replaces_and_adds_keys)
+{
+	const char *path = hs_test_tmppath("metaend.hsnap");
+	hs_writer *w;
+	cr_assert_eq(hs_writer_open(&w, path, NULL), 0);
+	const char *meta = "{\"pid\":7,\"dump\":{\"pause_seconds\":null,\"collect\":false,\"notes\":[]},\"x\":1}";
+	cr_assert_eq(hs_writer_meta(w, meta, strlen(meta)), 0);
+	const char *end = "{\"dump\":{\"pause_seconds\":0.25,\"notes\":[\"n\"],\"objects\":3},\"x\":2,\"y\":3}";
+	cr_assert_eq(hs_writer_meta_end(w, end, strlen(end)), 0);
+	cr_assert_eq(hs_writer_commit(w, NULL), 0);
+	hs_writer_free(w);
+	hs_snapshot *s;
+	cr_assert_eq(hs_snapshot_open(&s, path, NULL), 0, "%s", hs_error_last());
+	const char *j = hs_snapshot_meta_json(s, NULL);
+	cr_assert(strstr(j, "\"pause_seconds\":0.25"), "%s", j);
+	cr_assert(strstr(j, "\"collect\":false"), "%s", j);
+	cr_assert(strstr(j, "\"notes\":[\"n\"]"), "%s", j);
+	cr_assert(strstr(j, "\"objects\":3"), "%s", j);
+	cr_assert(strstr(j, "\"x\":2"), "%s", j);
+	cr_assert(strstr(j, "\"y\":3"), "%s", j);
+	cr_assert(strstr(j, "\"pid\":7"), "%s", j);
+	hs_snapshot_free(s);
+}
