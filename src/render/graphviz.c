@@ -17,162 +17,14 @@
  * more than `fanin` of them: the selection of 1000 sessions all held by one
  * dict becomes one "1,000 × Session" node.
  */
-#include <errno.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <graphviz/cgraph.h>
-#include <graphviz/gvc.h>
 #include "heapsnap/graphviz.h"
 #include "heapsnap/render.h"
+#include "render/graphviz_internal.h"
 #include "render/render_internal.h"
 #include "util/alloc.h"
 #include "util/hash.h"
-
-/* ------------------------------------------------------------------ */
-/* filter                                                              */
-
-typedef struct term {
-	int neg, is_regex;
-	char *name;
-	regex_t re;
-} term;
-
-struct hs_graphviz_filter {
-	size_t n;
-	term *t;
-};
-
-void hs_graphviz_filter_free(hs_graphviz_filter *f)
-{
-	if (!f)
-		return;
-	for (size_t i = 0; i < f->n; i++) {
-		if (f->t[i].is_regex)
-			regfree(&f->t[i].re);
-		hs_free(f->t[i].name);
-	}
-	hs_free(f->t);
-	hs_free(f);
-}
-
-int hs_graphviz_filter_parse(hs_graphviz_filter **out, const char *expr)
-{
-	*out = NULL;
-	hs_graphviz_filter *f = hs_calloc(1, sizeof(*f));
-	size_t cap = 1;
-	for (const char *p = expr; *p; p++)
-		cap += *p == ',';
-	if (!f || !(f->t = hs_calloc(cap, sizeof(term)))) {
-		hs_free(f);
-		return HS_ENOMEM;
-	}
-	const char *p = expr;
-	int rc = 0;
-	while (rc == 0) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		char *tx = hs_strndup(p, len);
-		if (!tx) {
-			rc = HS_ENOMEM;
-			break;
-		}
-		term *t = &f->t[f->n];
-		const char *v = NULL;
-		if (!strncmp(tx, "type=~", 6))
-			t->is_regex = 1, v = tx + 6;
-		else if (!strncmp(tx, "type!~", 6))
-			t->is_regex = 1, t->neg = 1, v = tx + 6;
-		else if (!strncmp(tx, "type!=", 6))
-			t->neg = 1, v = tx + 6;
-		else if (!strncmp(tx, "type=", 5))
-			v = tx + 5;
-		if (!v || !*v) {
-			rc = hs_error_set(HS_EINVAL, "bad filter term '%s': expected type=NAME, type!=NAME, "
-			                  "type=~REGEX or type!~REGEX, separated by commas", tx);
-			hs_free(tx);
-			break;
-		}
-		if (t->is_regex) {
-			int e = regcomp(&t->re, v, REG_EXTENDED | REG_NOSUB);
-			if (e) {
-				char msg[128];
-				regerror(e, &t->re, msg, sizeof(msg));
-				rc = hs_error_set(HS_EINVAL, "bad regular expression in filter term '%s': %s", tx, msg);
-				t->is_regex = 0;
-				hs_free(tx);
-				break;
-			}
-		}
-		t->name = hs_strdup(v);
-		hs_free(tx);
-		f->n++;
-		if (!t->name) {
-			rc = HS_ENOMEM;
-			break;
-		}
-		if (!end)
-			break;
-		p = end + 1;
-	}
-	if (rc < 0) {
-		hs_graphviz_filter_free(f);
-		return rc;
-	}
-	*out = f;
-	return 0;
-}
-
-int hs_graphviz_filter_match(const hs_graphviz_filter *f, const char *type_name)
-{
-	for (size_t i = 0; f && i < f->n; i++) {
-		const term *t = &f->t[i];
-		int m = t->is_regex ? regexec(&t->re, type_name, 0, NULL, 0) == 0
-		                    : strcmp(t->name, type_name) == 0;
-		if (m == t->neg)
-			return 0;
-	}
-	return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* model                                                               */
-
-enum {
-	GN_SELECTED = 1,
-	GN_ROOT = 2,
-	GN_COLLAPSED = 4,
-	GN_DEAD = 8,
-	GN_HOLDER = 16,
-	GN_EXPANDED = 32,
-};
-
-typedef struct gnode {
-	uint32_t obj;         /* an example object */
-	uint32_t type;
-	uint64_t count, bytes;
-	uint32_t depth, root; /* root index or HS_NO_NODE */
-	unsigned flags;
-	char *label;          /* final text (render) */
-	char *extra;          /* extra line (leak graphs) */
-} gnode;
-
-typedef struct gedge {
-	uint32_t from, to;    /* gnode indexes */
-	uint32_t edge;        /* example forward edge or HS_NO_EDGE */
-	uint64_t count;
-	uint8_t varies, weak;
-	char *label;          /* final text; or preset */
-} gedge;
-
-struct hs_graphviz {
-	gnode *n;
-	size_t nn, ncap;
-	gedge *e;
-	size_t ne, ecap;
-	hs_graphviz_stats stats;
-	int rankdir_lr;
-};
 
 void hs_graphviz_free(hs_graphviz *g)
 {
@@ -191,7 +43,7 @@ void hs_graphviz_free(hs_graphviz *g)
 
 const hs_graphviz_stats *hs_graphviz_stats_get(const hs_graphviz *g) { return &g->stats; }
 
-static int add_node(hs_graphviz *g, uint32_t *out, uint32_t obj, uint32_t type)
+int hs_graphviz__add_node(hs_graphviz *g, uint32_t *out, uint32_t obj, uint32_t type)
 {
 	if (g->nn == g->ncap) {
 		size_t cap = g->ncap ? g->ncap * 2 : 64;
@@ -211,8 +63,8 @@ static int add_node(hs_graphviz *g, uint32_t *out, uint32_t obj, uint32_t type)
 	return 0;
 }
 
-static int add_edge(hs_graphviz *g, uint32_t from, uint32_t to, uint32_t edge, uint64_t count,
-                    int weak)
+int hs_graphviz__add_edge(hs_graphviz *g, uint32_t from, uint32_t to, uint32_t edge, uint64_t count,
+                           int weak)
 {
 	if (g->ne == g->ecap) {
 		size_t cap = g->ecap ? g->ecap * 2 : 64;
@@ -234,7 +86,7 @@ static int add_edge(hs_graphviz *g, uint32_t from, uint32_t to, uint32_t edge, u
 
 /* label text for DOT: backslashes doubled (Graphviz reads escapes), control
  * characters shown as '?'; lines joined with "\n" (centered line breaks) */
-static void put_esc(char *buf, size_t size, size_t *len, const char *s)
+void hs_graphviz__put_esc(char *buf, size_t size, size_t *len, const char *s)
 {
 	for (; *s && *len + 2 < size; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -248,14 +100,14 @@ static void put_esc(char *buf, size_t size, size_t *len, const char *s)
 	buf[*len] = '\0';
 }
 
-static void put_line(char *buf, size_t size, size_t *len, const char *s)
+void hs_graphviz__put_line(char *buf, size_t size, size_t *len, const char *s)
 {
 	if (*len && *len + 2 < size) {
 		buf[(*len)++] = '\\';
 		buf[(*len)++] = 'n';
 		buf[*len] = '\0';
 	}
-	put_esc(buf, size, len, s);
+	hs_graphviz__put_esc(buf, size, len, s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -452,7 +304,7 @@ static void size_line(char *buf, size_t size, uint64_t bytes, uint64_t retained)
 	}
 }
 
-static int finish_labels(hs_graphviz *g, const hs_snapshot *s, const hs_dominators *d)
+int hs_graphviz__finish_labels(hs_graphviz *g, const hs_snapshot *s, const hs_dominators *d)
 {
 	const hs_graph *gr = hs_snapshot_graph(s);
 	char buf[1024], tmp[512];
@@ -466,29 +318,29 @@ static int finish_labels(hs_graphviz *g, const hs_snapshot *s, const hs_dominato
 			char c[32];
 			hs_render_count(c, sizeof(c), x->count);
 			snprintf(tmp, sizeof(tmp), "%s × %s", c, tn);
-			put_line(buf, sizeof(buf), &len, tmp);
+			hs_graphviz__put_line(buf, sizeof(buf), &len, tmp);
 			hs_render_size(c, sizeof(c), x->bytes);
-			put_line(buf, sizeof(buf), &len, c);
+			hs_graphviz__put_line(buf, sizeof(buf), &len, c);
 		} else {
 			if (x->root != HS_NO_NODE) {
 				hs_render_root_text(tmp, sizeof(tmp), s, x->root);
 				if (strlen(tmp) > 60)
 					strcpy(tmp + 57, "...");
-				put_line(buf, sizeof(buf), &len, tmp);
+				hs_graphviz__put_line(buf, sizeof(buf), &len, tmp);
 			}
-			put_line(buf, sizeof(buf), &len, tn);
+			hs_graphviz__put_line(buf, sizeof(buf), &len, tn);
 			if (gr->value[x->obj] != HS_NO_VALUE) {
 				size_t n = hs_snapshot_node_value_repr(s, x->obj, tmp, 40);
 				if (n >= 40)
 					strcpy(tmp + 36, "...");
-				put_line(buf, sizeof(buf), &len, tmp);
+				hs_graphviz__put_line(buf, sizeof(buf), &len, tmp);
 			}
 			size_line(tmp, sizeof(tmp), x->bytes,
 			          d ? hs_dominators_retained(d, x->obj) : UINT64_MAX);
-			put_line(buf, sizeof(buf), &len, tmp);
+			hs_graphviz__put_line(buf, sizeof(buf), &len, tmp);
 		}
 		if (x->extra)
-			put_line(buf, sizeof(buf), &len, x->extra);
+			hs_graphviz__put_line(buf, sizeof(buf), &len, x->extra);
 		x->label = hs_strdup(buf);
 		if (!x->label)
 			return HS_ENOMEM;
@@ -505,13 +357,13 @@ static int finish_labels(hs_graphviz *g, const hs_snapshot *s, const hs_dominato
 				snprintf(tmp, sizeof(tmp), "%s", k == HS_LABEL_KEY ? "['<key>']" : "[<i>]");
 			else
 				hs_snapshot_edge_label(s, e->edge, tmp, 60);
-			put_esc(buf, sizeof(buf), &len, tmp);
+			hs_graphviz__put_esc(buf, sizeof(buf), &len, tmp);
 		}
 		if (e->count > 1) {
 			char c[32];
 			hs_render_count(c, sizeof(c), e->count);
 			snprintf(tmp, sizeof(tmp), "%s×%s", len ? " " : "", c);
-			put_esc(buf, sizeof(buf), &len, tmp);
+			hs_graphviz__put_esc(buf, sizeof(buf), &len, tmp);
 		}
 		e->label = hs_strdup(buf);
 		if (!e->label)
@@ -569,7 +421,7 @@ int hs_graphviz_build(hs_graphviz **out, hs_snapshot *s, const uint32_t *sel, si
 		uint32_t v = sel[i], id;
 		if (at[v] != UINT32_MAX)
 			continue;
-		if ((rc = add_node(g, &id, v, gr->type[v])) < 0)
+		if ((rc = hs_graphviz__add_node(g, &id, v, gr->type[v])) < 0)
 			goto done;
 		rc = HS_ENOMEM;
 		at[v] = id;
@@ -602,7 +454,7 @@ int hs_graphviz_build(hs_graphviz **out, hs_snapshot *s, const uint32_t *sel, si
 			if (at[w] != UINT32_MAX) {
 				/* already drawn: just the edge */
 				uint32_t wi = at[w];
-				if ((rc = add_edge(g, back ? wi : (uint32_t)qi, back ? (uint32_t)qi : wi, e, 1,
+				if ((rc = hs_graphviz__add_edge(g, back ? wi : (uint32_t)qi, back ? (uint32_t)qi : wi, e, 1,
 				                   HS_EDGE_KIND(gr->edge_kind[e]) == HS_EDGE_WEAK)) < 0)
 					goto done;
 				rc = HS_ENOMEM;
@@ -627,7 +479,7 @@ int hs_graphviz_build(hs_graphviz **out, hs_snapshot *s, const uint32_t *sel, si
 			}
 			if (distinct > o.fanin) {
 				uint32_t id;
-				if ((rc = add_node(g, &id, cs[a].obj, cs[a].type)) < 0)
+				if ((rc = hs_graphviz__add_node(g, &id, cs[a].obj, cs[a].type)) < 0)
 					goto done;
 				gnode *c = &g->n[id];
 				c->flags |= GN_COLLAPSED;
@@ -639,7 +491,7 @@ int hs_graphviz_build(hs_graphviz **out, hs_snapshot *s, const uint32_t *sel, si
 					c->bytes += hs_graph_node_size(gr, cs[k].obj);
 					varies |= !same_label(gr, cs[k].edge, cs[a].edge);
 				}
-				if ((rc = add_edge(g, back ? id : (uint32_t)qi, back ? (uint32_t)qi : id,
+				if ((rc = hs_graphviz__add_edge(g, back ? id : (uint32_t)qi, back ? (uint32_t)qi : id,
 				                   cs[a].edge, b - a, 0)) < 0)
 					goto done;
 				g->e[g->ne - 1].varies = (uint8_t)varies;
@@ -652,7 +504,7 @@ int hs_graphviz_build(hs_graphviz **out, hs_snapshot *s, const uint32_t *sel, si
 							g->stats.truncated = 1;
 							continue;
 						}
-						if ((rc = add_node(g, &wi, w, cs[k].type)) < 0)
+						if ((rc = hs_graphviz__add_node(g, &wi, w, cs[k].type)) < 0)
 							goto done;
 						at[w] = wi;
 						g->n[wi].depth = x.depth + 1;
@@ -661,7 +513,7 @@ int hs_graphviz_build(hs_graphviz **out, hs_snapshot *s, const uint32_t *sel, si
 						if (root_of[w] != HS_NO_NODE)
 							g->n[wi].flags |= GN_ROOT;
 					}
-					if ((rc = add_edge(g, back ? wi : (uint32_t)qi, back ? (uint32_t)qi : wi,
+					if ((rc = hs_graphviz__add_edge(g, back ? wi : (uint32_t)qi, back ? (uint32_t)qi : wi,
 					                   cs[k].edge, 1,
 					                   HS_EDGE_KIND(gr->edge_kind[cs[k].edge]) == HS_EDGE_WEAK)) < 0)
 						goto done;
@@ -673,7 +525,7 @@ int hs_graphviz_build(hs_graphviz **out, hs_snapshot *s, const uint32_t *sel, si
 	}
 	if ((rc = merge_equivalent(g, gr, o.fanin)) < 0 ||
 	    (rc = compact(g, o.max_nodes)) < 0 ||
-	    (rc = finish_labels(g, s, o.dominators)) < 0)
+	    (rc = hs_graphviz__finish_labels(g, s, o.dominators)) < 0)
 		goto done;
 	*out = g;
 	g = NULL;
@@ -683,240 +535,5 @@ done:
 	hs_free(root_of);
 	hs_free(cs);
 	hs_graphviz_free(g);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* leak graphs                                                         */
-
-int hs_graphviz_build_leak(hs_graphviz **out, const hs_snapshot *last, const hs_leaks *l,
-                           size_t type_index)
-{
-	*out = NULL;
-	HS_RETURN_IF(type_index >= l->type_count, HS_EINVAL, "no leaking type to draw");
-	const hs_leak_type *t = &l->types[type_index];
-	const hs_graph *gr = hs_snapshot_graph(last);
-	hs_graphviz *g = hs_calloc(1, sizeof(*g));
-	if (!g)
-		return HS_ENOMEM;
-	int rc = 0;
-	char tmp[512], c[32], b[32];
-	size_t n = l->snapshot_count;
-	for (size_t pi = 0; rc == 0 && t->paths && pi < t->paths->path_count; pi++) {
-		const hs_path *p = &t->paths->paths[pi];
-		/* the main ways only: paths holding a tenth of the growth or more */
-		if (pi && p->count * 10 < t->paths->paths[0].count)
-			continue;
-		uint32_t prev = UINT32_MAX;
-		for (size_t k = 0; rc == 0 && k < p->step_count; k++) {
-			const hs_path_step *st = &p->steps[k];
-			uint32_t id = UINT32_MAX;
-			/* a single object shared with an earlier path is drawn once */
-			if (st->distinct == 1)
-				for (size_t j = 0; j < g->nn; j++)
-					if (g->n[j].obj == st->example && g->n[j].count == 1 &&
-					    !(g->n[j].flags & GN_COLLAPSED)) {
-						id = (uint32_t)j;
-						break;
-					}
-			int fresh = id == UINT32_MAX;
-			if (fresh) {
-				if ((rc = add_node(g, &id, st->example, st->type)) < 0)
-					break;
-				gnode *x = &g->n[id];
-				x->count = st->distinct;
-				x->bytes = st->bytes;
-				if (st->distinct > 1)
-					x->flags |= GN_COLLAPSED;
-				if (k == 0) {
-					x->root = p->root;
-					x->flags |= GN_ROOT;
-				}
-				if (k + 1 == p->step_count) {
-					x->flags |= GN_SELECTED;
-					hs_render_count(c, sizeof(c), p->count);
-					snprintf(tmp, sizeof(tmp), "%s new in the last snapshot", c);
-					if (!(x->extra = hs_strdup(tmp)))
-						rc = HS_ENOMEM;
-				}
-				if (st->example == t->holder.node && t->holder.node != HS_NO_NODE) {
-					x->flags |= GN_HOLDER;
-					hs_render_count(c, sizeof(c), t->holder.held_count);
-					hs_render_size(b, sizeof(b), t->holder.retained_at[n - 1]);
-					snprintf(tmp, sizeof(tmp), "holds +%s %s per snapshot, retains %s", c,
-					         t->name, b);
-					hs_free(x->extra);
-					if (!(x->extra = hs_strdup(tmp)))
-						rc = HS_ENOMEM;
-				}
-			}
-			if (rc == 0 && prev != UINT32_MAX) {
-				int dup = 0;
-				for (size_t j = 0; j < g->ne && !dup; j++)
-					dup = g->e[j].from == prev && g->e[j].to == id;
-				if (!dup) {
-					rc = add_edge(g, prev, id, st->edge, st->distinct, 0);
-					if (rc == 0) {
-						g->e[g->ne - 1].varies = st->collapsed;
-						g->e[g->ne - 1].count = st->distinct > g->n[prev].count ? st->distinct : 1;
-						if (st->elided && !(g->e[g->ne - 1].label = hs_strdup("…")))
-							rc = HS_ENOMEM;
-					}
-				}
-			}
-			prev = id;
-		}
-	}
-	(void)gr;
-	if (rc == 0)
-		rc = finish_labels(g, last, NULL);
-	if (rc < 0) {
-		hs_graphviz_free(g);
-		return rc;
-	}
-	g->rankdir_lr = 1;
-	*out = g;
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* rendering                                                           */
-
-const char *hs_graphviz_format_of(const char *path)
-{
-	const char *dot = strrchr(path, '.');
-	if (!dot || strchr(dot, '/'))
-		return NULL;
-	static const char *const fmts[] = { "svg", "png", "pdf", "dot" };
-	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++)
-		if (!strcmp(dot + 1, fmts[i]))
-			return fmts[i];
-	if (!strcmp(dot + 1, "gv"))
-		return "dot";
-	return NULL;
-}
-
-static char gv_err[512];
-
-/* Graphviz messages, kept on one line for our one-line errors */
-static int capture_err(char *msg)
-{
-	size_t n = strlen(gv_err);
-	for (; *msg && n + 1 < sizeof(gv_err); msg++)
-		gv_err[n++] = *msg == '\n' || *msg == '\r' ? ' ' : *msg;
-	gv_err[n] = '\0';
-	while (n && gv_err[n - 1] == ' ')
-		gv_err[--n] = '\0';
-	return 0;
-}
-
-static void set(void *obj, const char *name, const char *value)
-{
-	agsafeset(obj, (char *)name, (char *)value, "");
-}
-
-static Agraph_t *to_cgraph(const hs_graphviz *g)
-{
-	Agraph_t *ag = agopen("heapsnap", Agdirected, NULL);
-	if (!ag)
-		return NULL;
-	agattr(ag, AGRAPH, "rankdir", g->rankdir_lr ? "LR" : "BT");
-	agattr(ag, AGNODE, "shape", "box");
-	agattr(ag, AGNODE, "style", "rounded,filled");
-	agattr(ag, AGNODE, "fillcolor", "white");
-	agattr(ag, AGNODE, "fontname", "Helvetica");
-	agattr(ag, AGNODE, "fontsize", "10");
-	agattr(ag, AGNODE, "peripheries", "1");
-	agattr(ag, AGEDGE, "fontname", "Helvetica");
-	agattr(ag, AGEDGE, "fontsize", "9");
-	agattr(ag, AGEDGE, "style", "solid");
-	agattr(ag, AGEDGE, "label", "");
-	agattr(ag, AGNODE, "label", "");
-	Agnode_t **nodes = hs_reallocarray(NULL, g->nn + 1, sizeof(Agnode_t *));
-	if (!nodes) {
-		agclose(ag);
-		return NULL;
-	}
-	char name[32];
-	for (size_t i = 0; i < g->nn; i++) {
-		const gnode *x = &g->n[i];
-		snprintf(name, sizeof(name), "n%zu", i);
-		Agnode_t *an = agnode(ag, name, 1);
-		nodes[i] = an;
-		set(an, "label", x->label);
-		const char *fill = "white";
-		if (x->flags & GN_HOLDER)
-			fill = "#ffb3a7";
-		else if (x->flags & GN_SELECTED)
-			fill = "#ffe08a";
-		else if (x->flags & GN_ROOT)
-			fill = "#b7dcff";
-		set(an, "fillcolor", fill);
-		if (x->flags & GN_COLLAPSED)
-			set(an, "peripheries", "2");
-	}
-	for (size_t i = 0; i < g->ne; i++) {
-		const gedge *e = &g->e[i];
-		Agedge_t *ae = agedge(ag, nodes[e->from], nodes[e->to], NULL, 1);
-		if (!ae)
-			continue;
-		set(ae, "label", e->label ? e->label : "");
-		if (e->weak)
-			set(ae, "style", "dashed");
-	}
-	hs_free(nodes);
-	return ag;
-}
-
-int hs_graphviz_render(const hs_graphviz *g, const char *path, const char *format)
-{
-	HS_RETURN_IF(!format || (strcmp(format, "dot") && strcmp(format, "svg") &&
-	                         strcmp(format, "png") && strcmp(format, "pdf")),
-	             HS_EINVAL, "cannot write '%s': unknown graph format '%s' (svg, png, pdf or dot)",
-	             path, format ? format : "");
-	gv_err[0] = '\0';
-	agusererrf old = agseterrf(capture_err);
-	agseterr(AGERR);
-	Agraph_t *ag = to_cgraph(g);
-	int rc = 0;
-	if (!ag) {
-		rc = hs_error_set(HS_ENOMEM, "cannot build the graph for '%s': out of memory", path);
-	} else if (!strcmp(format, "dot")) {
-		FILE *f = fopen(path, "w");
-		if (!f) {
-			rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		} else {
-			int w = agwrite(ag, f);
-			if (fclose(f) != 0 || w != 0)
-				rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		}
-	} else {
-		GVC_t *gvc = gvContext();
-		if (!gvc) {
-			rc = hs_error_set(HS_EIO, "cannot draw '%s': Graphviz did not start", path);
-		} else {
-			if (gvLayout(gvc, ag, "dot") != 0) {
-				rc = hs_error_set(HS_EIO, "cannot draw '%s': Graphviz layout failed%s%s", path,
-				                  gv_err[0] ? ": " : "", gv_err);
-			} else {
-				FILE *f = fopen(path, "wb");
-				if (!f) {
-					rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-				} else if (gvRender(gvc, ag, format, f) != 0) {
-					fclose(f);
-					rc = hs_error_set(HS_EIO, "cannot write '%s': Graphviz cannot render %s "
-					                  "here (plugin missing?)%s%s", path, format,
-					                  gv_err[0] ? ": " : "", gv_err);
-				} else if (fclose(f) != 0) {
-					rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-				}
-				gvFreeLayout(gvc, ag);
-			}
-			gvFreeContext(gvc);
-		}
-	}
-	if (ag)
-		agclose(ag);
-	agseterrf(old);
 	return rc;
 }
