@@ -20,5 +20,6 @@
 #include "heapsnap/leaks.h"
 #include "heapsnap/render.h"
 #include "heapsnap/graphviz.h"
+#include "heapsnap/procset.h"
 
 #endif

@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config libzstd-dev libcjson-dev libgraphviz-dev
-libcriterion-dev python3-dev python3-numpy python3-jsonschema python3-objgraph clang"
+libcriterion-dev libcairo2-dev python3-dev python3-numpy python3-jsonschema python3-objgraph clang"
 
 missing=""
 for p in $PACKAGES; do

@@ -8,6 +8,8 @@
  * target's Python minor version with a remote dlopen() and calls
  * heapsnap_attach_dump() in it; then it restores every register and
  * detaches. The design is described at the top of src/attach/attach.c.
+ * A process that runs heapsnap's agent is asked through its socket instead
+ * (heapsnap/agent.h).
  */
 #ifndef HEAPSNAP_ATTACH_H
 #define HEAPSNAP_ATTACH_H
@@ -65,7 +67,16 @@ typedef enum hs_attach_mode {
 	HS_ATTACH_MODE_PENDING_CALL = 1, /* Py_AddPendingCall: between bytecodes */
 	HS_ATTACH_MODE_BLOCKED = 2,      /* main thread blocked in a system call
 	                                    with the GIL released: GIL taken there */
+	HS_ATTACH_MODE_AGENT = 3,        /* the process's agent wrote it (no ptrace) */
 } hs_attach_mode;
+
+/** hs_attach_options.agent: whether to use the process's agent
+ *  (heapsnap.agent, heapsnap/agent.h) instead of injecting. */
+typedef enum hs_attach_agent {
+	HS_ATTACH_AGENT_AUTO = 0,  /* the agent when the process has one, else inject */
+	HS_ATTACH_AGENT_NEVER = 1, /* always inject with ptrace */
+	HS_ATTACH_AGENT_ONLY = 2,  /* the agent, or fail (HS_ENOTFOUND) when there is none */
+} hs_attach_agent;
 
 typedef struct hs_attach_options {
 	unsigned version;
@@ -73,10 +84,11 @@ typedef struct hs_attach_options {
 	const char *hook_dir;  /* directory holding _heapsnap.cpython-3XY-*.so */
 	int fork;              /* the target forks; a child walks and writes */
 	double fork_timeout;   /* fork mode: the child's watchdog; <= 0: 300 */
+	int agent;             /* hs_attach_agent; 0 (AUTO) by default */
 } hs_attach_options;
 
 #define HS_ATTACH_OPTIONS_VERSION 1
-#define HS_ATTACH_OPTIONS_INIT { HS_ATTACH_OPTIONS_VERSION, 10.0, NULL, 0, 300.0 }
+#define HS_ATTACH_OPTIONS_INIT { HS_ATTACH_OPTIONS_VERSION, 10.0, NULL, 0, 300.0, HS_ATTACH_AGENT_AUTO }
 
 typedef struct hs_attach_result {
 	int python_major, python_minor;
@@ -91,13 +103,23 @@ typedef struct hs_attach_result {
 	int child_pid;
 	double child_seconds;          /* the child's walk and write */
 	long long child_private_dirty; /* bytes, -1 unknown */
+	/* through the agent (mode HS_ATTACH_MODE_AGENT): no ptrace, no hook
+	 * loaded (hook is ""), stopped_seconds 0. On failure, 1 when an agent
+	 * answered (or was found) and failed: nothing was injected then. */
+	int via_agent;
+	char agent_socket[HS_ATTACH_PATH_MAX]; /* the socket used, "" otherwise */
 } hs_attach_result;
 
 /**
  * Take a snapshot of the running Python process `pid` into `path` (made
  * absolute here; the target writes it, atomically, with its own
- * credentials). The target is left running with its registers restored on
- * every path, including errors; when no safe point is reached within the
+ * credentials). When the process runs heapsnap's agent (and opts->agent is
+ * not HS_ATTACH_AGENT_NEVER) the agent is asked over its socket (DUMP, in
+ * fork mode too): no ptrace; out->via_agent is then 1. An agent that
+ * exists but fails (refuses, does not answer within the timeout, cannot
+ * write) is an error, not a reason to inject: HS_ATTACH_AGENT_NEVER does
+ * that. Otherwise the hook is injected, and the target is left running
+ * with its registers restored on every path, including errors; when no safe point is reached within the
  * timeout nothing is written, and the safe-point request left queued in the
  * target is cancelled (it returns at once when it runs). With opts->fork
  * the target forks at the safe point and resumes; the call returns when the
@@ -105,8 +127,10 @@ typedef struct hs_attach_result {
  * @return 0 or a negative hs_error_code: HS_ENOTFOUND (no such process, no
  *         hook build for its version), HS_EINVAL (not a Python process,
  *         bad argument), HS_EVERSION (unsupported Python), HS_EIO
- *         (permission, ptrace, the target died, the dump failed).
- *         `out` may be NULL.
+ *         (permission, ptrace, the target died, the dump failed, the
+ *         agent failed). With HS_ATTACH_AGENT_ONLY, HS_ENOTFOUND also
+ *         when the process has no agent. `out` may be NULL; the hook
+ *         directory may be NULL with HS_ATTACH_AGENT_ONLY.
  */
 HS_EXTERN(int) hs_attach_dump(hs_attach_result *out, int pid, const char *path,
                               const hs_attach_options *opts);

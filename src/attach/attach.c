@@ -44,7 +44,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "attach/attach_internal.h"
+#include "heapsnap/agent.h"
 #include "util/alloc.h"
 
 #define STUB_MAGIC 0x6865617073686f74ull /* "heapshot" */
@@ -65,6 +68,7 @@ typedef struct target {
 	char hook[HS_ATTACH_PATH_MAX];
 	uint64_t dlopen_, dlsym_, dlerror_, mmap_, munmap_, mprotect_;
 	uint64_t add_pending, gil_check, is_initialized;
+	uint64_t runtime, runtime_size; /* _PyRuntime: where the main GIL lives */
 } target;
 
 /* System calls in which a thread with its GIL released may block; the GIL
@@ -83,6 +87,21 @@ static int blocking_syscall(long nr)
 	default:
 		return 0;
 	}
+}
+
+/*
+ * A futex wait with the GIL released is a lock wait (threading.Lock,
+ * multiprocessing's semaphores, queue.get, a 3.13 PyMutex parking) where
+ * the GIL may be taken on the thread's behalf like in any blocking call,
+ * unless it is the GIL's own wait: its mutex and condition variable live
+ * in _PyRuntime for the main interpreter on 3.8-3.13 (ceval.gil, or
+ * _main_interpreter._gil). Unknown _PyRuntime: every futex may be the GIL.
+ */
+static int gil_futex(const target *tg, uint64_t uaddr)
+{
+	if (!tg->runtime || !tg->runtime_size)
+		return 1;
+	return uaddr >= tg->runtime && uaddr < tg->runtime + tg->runtime_size;
 }
 
 static int is_restart(long long rax)
@@ -141,6 +160,7 @@ static int find_symbols(target *tg, const hs_maps *maps, const char *hook_dir, c
 		tg->add_pending = hs_elf_sym(py, "Py_AddPendingCall");
 		tg->gil_check = hs_elf_sym(py, "PyGILState_Check");
 		tg->is_initialized = hs_elf_sym(py, "Py_IsInitialized");
+		tg->runtime = hs_elf_sym_sized(py, "_PyRuntime", &tg->runtime_size);
 	}
 	if (!tg->add_pending || !tg->gil_check || !tg->is_initialized) {
 		rc = hs_error_set(HS_EINVAL, "process %d ('%s') is not a Python process: no CPython "
@@ -396,6 +416,82 @@ static int unmap_pages(hs_tracee *t, const target *tg, uint64_t pages)
 	return hs_attach__call(t, tg->munmap_, args, 2, &ret, 5);
 }
 
+/* A number member of a JSON object, or `dflt`. */
+static double json_num(const cJSON *o, const char *key, double dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+/*
+ * The snapshot through the process's agent (connected, HELLO checked):
+ * DUMP <path> [fork]. The dump takes as long as the heap needs, so the
+ * reply is awaited without the safe-point timeout (an hour; the child's
+ * watchdog and a margin in fork mode); a process that dies closes the
+ * connection.
+ */
+static int dump_via_agent(hs_attach_result *out, hs_agent *ag, int pid, const char *path,
+                          const hs_attach_options *opts, double t0)
+{
+	char cmd[HS_AGENT_LINE_MAX];
+	int n = snprintf(cmd, sizeof(cmd), "DUMP %s%s", path, opts->fork ? " fork" : "");
+	if (n < 0 || (size_t)n >= sizeof(cmd) || strchr(path, '\n') || strchr(path, '\r'))
+		return hs_error_set(HS_EINVAL, "the output path is too long for the agent (or has a line "
+		                    "break): '%s'", path);
+	double fork_timeout = opts->fork_timeout > 0 ? opts->fork_timeout : 300;
+	char *reply = NULL;
+	cJSON *j = NULL;
+	int rc = hs_agent_request(ag, cmd, &reply, opts->fork ? fork_timeout + 60 : 3600);
+	if (rc < 0)
+		goto done;
+	j = cJSON_Parse(reply);
+	if (!j) {
+		rc = hs_error_set(HS_EFORMAT, "the agent of process %d sent an unreadable reply", pid);
+		goto done;
+	}
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok"))) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+		const char *msg = cJSON_IsString(e) ? e->valuestring : "no message";
+		int err = (int)json_num(j, "errno", 0);
+		const char *why = err > 0 && !strstr(msg, strerror(err)) ? strerror(err) : NULL;
+		if (why)
+			rc = hs_error_set(HS_EIO, "the agent of process %d failed: %s (%s)", pid, msg, why);
+		else
+			rc = hs_error_set(HS_EIO, "the agent of process %d failed: %s", pid, msg);
+		goto done;
+	}
+	if (out) {
+		out->mode = HS_ATTACH_MODE_AGENT;
+		out->objects = (uint64_t)json_num(j, "objects", 0);
+		out->edges = (uint64_t)json_num(j, "edges", 0);
+		out->bytes = (uint64_t)json_num(j, "bytes", 0);
+		out->pause_seconds = json_num(j, "pause_seconds", 0);
+		if (opts->fork) {
+			out->child_pid = (int)json_num(j, "child_pid", 0);
+			out->child_seconds = json_num(j, "child_seconds", 0);
+			out->child_private_dirty = (long long)json_num(j, "child_private_dirty", -1);
+		}
+		snprintf(out->agent_socket, sizeof(out->agent_socket), "%s", hs_agent_socket(ag));
+	}
+done:
+	cJSON_Delete(j);
+	hs_agent_reply_free(reply);
+	if (out) {
+		out->via_agent = 1; /* also on failure: the agent was asked, nothing injected */
+		cJSON *h = cJSON_Parse(hs_agent_hello(ag));
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(h, "python");
+		int major = 0, minor = 0;
+		if (cJSON_IsString(v) && sscanf(v->valuestring, "%d.%d", &major, &minor) == 2) {
+			out->python_major = major;
+			out->python_minor = minor;
+		}
+		out->python_hexversion = (uint32_t)json_num(h, "hexversion", 0);
+		cJSON_Delete(h);
+		out->seconds = hs_attach__now() - t0;
+	}
+	return rc;
+}
+
 int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_attach_options *opts)
 {
 	hs_attach_options defaults = HS_ATTACH_OPTIONS_INIT;
@@ -405,12 +501,31 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 	double t0 = hs_attach__now();
 	if (out)
 		memset(out, 0, sizeof(*out));
-	if (pid <= 0 || !path || path[0] != '/' || strlen(path) >= HS_ATTACH_PATH_MAX ||
-	    !opts->hook_dir || strlen(opts->hook_dir) > HS_ATTACH_PATH_MAX - 64)
+	if (pid <= 0 || !path || path[0] != '/' || strlen(path) >= HS_ATTACH_PATH_MAX)
 		return hs_error_set(HS_EINVAL, "hs_attach_dump: bad argument (pid %d, path %s)", pid,
 		                    path ? path : "NULL");
 	if (pid == getpid())
 		return hs_error_set(HS_EINVAL, "process %d is heapsnap itself", pid);
+
+	if (opts->agent != HS_ATTACH_AGENT_NEVER) {
+		hs_agent *ag = NULL;
+		int arc = hs_agent_connect(&ag, pid, timeout);
+		if (arc == 0) {
+			arc = dump_via_agent(out, ag, pid, path, opts, t0);
+			hs_agent_free(ag);
+			return arc;
+		}
+		if (arc != HS_ENOTFOUND || opts->agent == HS_ATTACH_AGENT_ONLY) {
+			if (out) {
+				out->seconds = hs_attach__now() - t0;
+				out->via_agent = arc != HS_ENOTFOUND; /* an agent was there, and failed */
+			}
+			return arc;
+		}
+		hs_error_clear(); /* no agent: inject */
+	}
+	if (!opts->hook_dir || strlen(opts->hook_dir) > HS_ATTACH_PATH_MAX - 64)
+		return hs_error_set(HS_EINVAL, "hs_attach_dump: bad argument (no hook directory)");
 
 	hs_proc_status st;
 	int rc = hs_attach__status(&st, pid);
@@ -508,14 +623,18 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 	}
 
 	long long nr = (long long)r0.orig_rax;
-	int in_syscall = nr >= 0 && is_restart((long long)r0.rax);
+	/* stopped at the exit of a system call: one the kernel restarts, or one
+	 * it never restarts and that the stop made fail with EINTR (epoll_wait,
+	 * poll with a timeout...): CPython retries those (PEP 475) */
+	int in_syscall = nr >= 0 && (is_restart((long long)r0.rax) || (long long)r0.rax == -EINTR);
 	int detached = 0;
 	if (in_syscall) {
 		if ((rc = hs_attach__call(&t, tg.gil_check, NULL, 0, &ret, 5)) < 0)
 			goto unmap;
 		detached = (int)ret == 0;
 	}
-	if (in_syscall && detached && blocking_syscall((long)nr)) {
+	if (in_syscall && detached &&
+	    (blocking_syscall((long)nr) || (nr == SYS_futex && !gil_futex(&tg, r0.rdi)))) {
 		mode = HS_ATTACH_MODE_BLOCKED;
 		rc = run_hook(&t, &tg, pages, sh);
 		goto unmap;

@@ -64,6 +64,8 @@ int hs_elf_open(hs_elf **out, pid_t pid, const hs_map *first);
 void hs_elf_free(hs_elf *e);
 /* The run-time address of defined symbol `name` in .dynsym, or 0. */
 uint64_t hs_elf_sym(const hs_elf *e, const char *name);
+/* The same, and its size (st_size) into *size when not NULL. */
+uint64_t hs_elf_sym_sized(const hs_elf *e, const char *name, uint64_t *size);
 
 /* ------------------------------------------------------------------ */
 /* inject.c: ptrace, remote calls on x86-64.                           */

@@ -127,6 +127,11 @@ fail:
 
 uint64_t hs_elf_sym(const hs_elf *e, const char *name)
 {
+	return hs_elf_sym_sized(e, name, NULL);
+}
+
+uint64_t hs_elf_sym_sized(const hs_elf *e, const char *name, uint64_t *size)
+{
 	size_t nlen = strlen(name);
 	for (size_t i = 1; i < e->nsyms; i++) {
 		const Elf64_Sym *s = &e->syms[i];
@@ -140,6 +145,8 @@ uint64_t hs_elf_sym(const hs_elf *e, const char *name)
 		size_t room = e->strs_size - s->st_name;
 		if (room <= nlen || memcmp(e->strs + s->st_name, name, nlen + 1))
 			continue;
+		if (size)
+			*size = s->st_size;
 		return e->bias + s->st_value;
 	}
 	return 0;

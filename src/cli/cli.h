@@ -91,9 +91,13 @@ int cmd_help(int argc, const char **argv);
 int cmd_info(int argc, const char **argv);
 int cmd_leaks(int argc, const char **argv);
 int cmd_paths(int argc, const char **argv);
+int cmd_plot(int argc, const char **argv);
+int cmd_record(int argc, const char **argv);
 int cmd_retained(int argc, const char **argv);
 int cmd_run(int argc, const char **argv);
+int cmd_stats(int argc, const char **argv);
 int cmd_summary(int argc, const char **argv);
+int cmd_timeline(int argc, const char **argv);
 
 extern const hs_cli_option hs_cli_opts_diff[];
 extern const hs_cli_option hs_cli_opts_dominators[];
@@ -104,8 +108,12 @@ extern const hs_cli_option hs_cli_opts_help[];
 extern const hs_cli_option hs_cli_opts_info[];
 extern const hs_cli_option hs_cli_opts_leaks[];
 extern const hs_cli_option hs_cli_opts_paths[];
+extern const hs_cli_option hs_cli_opts_plot[];
+extern const hs_cli_option hs_cli_opts_record[];
 extern const hs_cli_option hs_cli_opts_retained[];
 extern const hs_cli_option hs_cli_opts_run[];
+extern const hs_cli_option hs_cli_opts_stats[];
 extern const hs_cli_option hs_cli_opts_summary[];
+extern const hs_cli_option hs_cli_opts_timeline[];
 
 #endif

@@ -1,6 +1,11 @@
-/* cli/cmd_diff.c: `heapsnap diff A B [--top N] [--by type|module] [--json] [--exit-code]`. */
+/*
+ * cli/cmd_diff.c: `heapsnap diff A B [--top N] [--by type|module] [--json] [--exit-code]`.
+ * A and B are two snapshots, or two indexes of `dump --children` (compared
+ * process by process, heapsnap/procset.h).
+ */
 #include <stddef.h>
 #include "cli/cli.h"
+#include "heapsnap/procset.h"
 
 typedef struct diff_args {
 	int json;
@@ -24,6 +29,37 @@ const hs_cli_option hs_cli_opts_diff[] = {
 
 int hs_cli__group_by(const hs_cli_command *cmd, const char *by, hs_group_by *out);
 
+/* `diff INDEX_A INDEX_B`: processes matched by pid, per process and summed. */
+static int diff_sets(const char *pa, const char *pb, const hs_diff_options *dopt,
+                     const diff_args *args)
+{
+	hs_procset *a = NULL, *b = NULL;
+	hs_procset_diff *d = NULL;
+	int rc = 0;
+	if (hs_procset_open(&a, pa) < 0 || hs_procset_open(&b, pb) < 0) {
+		rc = hs_cli_error();
+		goto done;
+	}
+	hs_render_options ro = HS_RENDER_OPTIONS_INIT;
+	ro.top = args->top;
+	if (hs_procset_diff_build(&d, a, b, dopt) < 0) {
+		rc = hs_cli_error();
+	} else if (args->json) {
+		cJSON *j;
+		rc = hs_render_procset_diff_json(&j, d, &ro) < 0 ? hs_cli_error() : hs_cli_print_json(j);
+	} else {
+		rc = hs_render_procset_diff_text(stdout, d, &ro) < 0 ? hs_cli_error()
+		                                                     : hs_cli_finish_output();
+	}
+	if (rc == 0 && args->exit_code && d->grew)
+		rc = HS_EXIT_FOUND;
+done:
+	hs_procset_diff_free(d);
+	hs_procset_free(a);
+	hs_procset_free(b);
+	return rc;
+}
+
 int cmd_diff(int argc, const char **argv)
 {
 	const hs_cli_command *self = hs_cli_find("diff");
@@ -37,6 +73,13 @@ int cmd_diff(int argc, const char **argv)
 		return rc;
 	if (npos != 2)
 		return hs_cli_usage_error(self, "expected two snapshots");
+	int ia = hs_procset_sniff(pos[0]), ib = hs_procset_sniff(pos[1]);
+	if (ia != ib)
+		return hs_cli_usage_error(self, "cannot compare a snapshot with an index: '%s' is %s, "
+		                          "'%s' is %s", pos[0], ia ? "an index" : "a snapshot", pos[1],
+		                          ib ? "an index" : "a snapshot");
+	if (ia)
+		return diff_sets(pos[0], pos[1], &dopt, &args);
 	hs_snapshot *a = NULL, *b = NULL;
 	hs_diff *d = NULL;
 	if ((rc = hs_cli_open(&a, pos[0])) != 0 || (rc = hs_cli_open(&b, pos[1])) != 0)

@@ -1,6 +1,8 @@
-/* cli/cmd_info.c: `heapsnap info SNAP [--json]`. */
+/* cli/cmd_info.c: `heapsnap info SNAP|REC [--json]`: a snapshot's metadata and
+ * contents, or a recording's overview (cli/recording.c). */
 #include <stddef.h>
 #include "cli/cli.h"
+#include "cli/recording.h"
 
 typedef struct info_args {
 	int json;
@@ -22,6 +24,8 @@ int cmd_info(int argc, const char **argv)
 		return rc;
 	if (npos != 1)
 		return hs_cli_usage_error(self, "expected one snapshot");
+	if (hs_cli_is_recording(pos[0]))
+		return hs_cli_recording_overview(pos[0], args.json);
 	hs_snapshot *s;
 	if ((rc = hs_cli_open(&s, pos[0])) != 0)
 		return rc;

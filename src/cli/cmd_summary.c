@@ -1,7 +1,13 @@
-/* cli/cmd_summary.c: `heapsnap summary SNAP [--top N] [--by type|module] [--json]`. */
+/*
+ * cli/cmd_summary.c: `heapsnap summary SNAP|INDEX [--top N] [--by type|module] [--json]`.
+ * An index (`dump --children`, heapsnap/procset.h) is told from a snapshot by
+ * its name (.hsidx) or its first byte ('{'); snapshots behave as always.
+ */
 #include <stddef.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/recording.h"
+#include "heapsnap/procset.h"
 
 typedef struct summary_args {
 	int json;
@@ -31,6 +37,31 @@ int hs_cli__group_by(const hs_cli_command *cmd, const char *by, hs_group_by *out
 	return -1;
 }
 
+/* `summary INDEX`: per process, totals (PSS, USS), types summed over the set. */
+static int summary_set(const char *path, const hs_summary_options *so, size_t top, int json)
+{
+	hs_procset *set;
+	if (hs_procset_open(&set, path) < 0)
+		return hs_cli_error();
+	hs_procset_summary *sum = NULL;
+	hs_render_options ro = HS_RENDER_OPTIONS_INIT;
+	ro.top = top;
+	int rc;
+	if (hs_procset_summary_build(&sum, set, so) < 0) {
+		rc = hs_cli_error();
+	} else if (json) {
+		cJSON *j;
+		rc = hs_render_procset_summary_json(&j, sum, &ro) < 0 ? hs_cli_error()
+		                                                     : hs_cli_print_json(j);
+	} else {
+		rc = hs_render_procset_summary_text(stdout, sum, &ro) < 0 ? hs_cli_error()
+		                                                          : hs_cli_finish_output();
+	}
+	hs_procset_summary_free(sum);
+	hs_procset_free(set);
+	return rc;
+}
+
 int cmd_summary(int argc, const char **argv)
 {
 	const hs_cli_command *self = hs_cli_find("summary");
@@ -43,7 +74,11 @@ int cmd_summary(int argc, const char **argv)
 	if ((rc = hs_cli__group_by(self, args.by, &so.by)) >= 0)
 		return rc;
 	if (npos != 1)
-		return hs_cli_usage_error(self, "expected one snapshot");
+		return hs_cli_usage_error(self, "expected one snapshot, index or recording");
+	if (hs_procset_sniff(pos[0]))
+		return summary_set(pos[0], &so, args.top, args.json);
+	if (hs_cli_is_recording(pos[0]))
+		return hs_cli_recording_overview(pos[0], args.json);
 	hs_snapshot *s;
 	if ((rc = hs_cli_open(&s, pos[0])) != 0)
 		return rc;

@@ -13,12 +13,13 @@
 /* Alphabetical. */
 const hs_cli_command hs_cli_commands[] = {
 	{ "diff", cmd_diff, "compare two snapshots: growth per type, objects new in the second",
-	  "diff A B [--top N] [--by type|module] [--json] [--exit-code]",
+	  "diff A B (two snapshots, or two indexes) [--top N] [--by type|module] [--json] [--exit-code]",
 	  HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_diff },
 	{ "dominators", cmd_dominators, "the dominator chain of one object: what would free it",
 	  "dominators SNAP --address A [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_dominators },
 	{ "dump", cmd_dump, "take a snapshot of a running Python process (no restart, no import)",
-	  "dump PID [-o FILE] [--timeout S]", 0, hs_cli_opts_dump },
+	  "dump PID [-o FILE|NAME.hsidx|DIR] [--timeout S] [--fork|--no-fork] [--agent|--no-agent] "
+	  "[--children [--jobs N]]", 0, hs_cli_opts_dump },
 	{ "garbage", cmd_garbage, "unreachable objects by type, and the cycles among them",
 	  "garbage SNAP [--top N] [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_garbage },
 	{ "graph", cmd_graph, "draw who refers to objects (or the root cause of a leak) with Graphviz",
@@ -27,22 +28,33 @@ const hs_cli_command hs_cli_commands[] = {
 	  HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_graph },
 	{ "help", cmd_help, "show help for heapsnap or one of its commands",
 	  "help [COMMAND]", 0, hs_cli_opts_help },
-	{ "info", cmd_info, "show what a snapshot records about its process, and its contents",
-	  "info SNAP [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_info },
+	{ "info", cmd_info, "show what a snapshot or a recording records, and its contents",
+	  "info SNAP|REC [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_info },
 	{ "leaks", cmd_leaks, "find what grows in every interval across 3+ snapshots, and why",
 	  "leaks A B C... [--top N] [--json] [--exit-code]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_leaks },
 	{ "paths", cmd_paths, "why objects are alive: their shortest retention paths from the roots",
 	  "paths SNAP (--type T | --address A) [--limit N] [--max-depth D] [--json]",
 	  HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_paths },
+	{ "plot", cmd_plot, "draw memory over time from a recording: processes, markers, peak, types",
+	  "plot REC -o FILE.{png,svg,pdf} [--metric rss|uss|pss] [--stacked] [--from T] [--to T] "
+	  "[--width W] [--height H] [--title T] [--top N] [--types N] [--json]", 0, hs_cli_opts_plot },
+	{ "record", cmd_record, "record memory over time of a command or a process, and its children",
+	  "record [-o FILE.hsrec] [--interval 10ms] [--children|--no-children] [--heap-every 1s] "
+	  "[--snapshot-every S | --snapshot-on-growth PCT] [--duration S] (-- CMD [ARGS...] | --pid PID)",
+	  0, hs_cli_opts_record },
 	{ "retained", cmd_retained, "what freeing an object would free: retained sizes (dominator tree)",
 	  "retained SNAP [--top N] [--by object|type] [--json]", HS_CMD_NEEDS_SNAPSHOT,
 	  hs_cli_opts_retained },
 	{ "run", cmd_run, "run a Python script and take snapshots of it",
 	  "run [-o DIR] [--at-exit] [--every SECONDS] [--signal SIG] [--collect] [--python PATH] "
 	  "-- SCRIPT [ARGS...]", 0, hs_cli_opts_run },
+	{ "stats", cmd_stats, "a running process's memory, and its Python figures from its agent",
+	  "stats PID [--json] [--fast] [--types N] [--timeout S]", 0, hs_cli_opts_stats },
 	{ "summary", cmd_summary, "objects and bytes per type, next to the process's memory",
-	  "summary SNAP [--top N] [--by type|module] [--json]", HS_CMD_NEEDS_SNAPSHOT,
+	  "summary SNAP|INDEX|REC [--top N] [--by type|module] [--json]", HS_CMD_NEEDS_SNAPSHOT,
 	  hs_cli_opts_summary },
+	{ "timeline", cmd_timeline, "a recording's processes, peaks, phases and markers over time",
+	  "timeline REC [--json] [--samples] [--max-samples N]", 0, hs_cli_opts_timeline },
 	{ NULL, NULL, NULL, NULL, 0, NULL },
 };
 

@@ -208,4 +208,8 @@ double hs_hook__now(void);
  * hs_error_last()); returns -1. */
 int hs_hook__raise(int code, const char *path);
 
+/* Allocation tracking (track.c): add its functions to the module.
+ * Returns 0, or -1 with an exception set. */
+int hs_track__register(PyObject *module);
+
 #endif

@@ -9,6 +9,7 @@
  * thread names) is copied into C memory.
  */
 #include "hook_internal.h"
+#include "stats_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,8 @@ double hs_hook__now(void)
 /* ------------------------------------------------------------------ */
 /* /proc                                                               */
 
-/* Value in kB of "Key:   123 kB" lines, as bytes; -1 if absent. */
+/* The values of "Key:   123 kB" lines, as bytes ("Key: 12" lines without a
+ * unit as they are); summed when a key repeats; -1 if absent. */
 static void proc_fields(const char *path, const char *const *keys, long long *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -45,40 +47,56 @@ static void proc_fields(const char *path, const char *const *keys, long long *ou
 		for (size_t i = 0; i < n; i++) {
 			size_t kl = strlen(keys[i]);
 			if (strncmp(line, keys[i], kl) == 0 && line[kl] == ':') {
-				long long v = strtoll(line + kl + 1, NULL, 10);
-				out[i] = (out[i] < 0 ? 0 : out[i]) + v * 1024;
+				char *end;
+				long long v = strtoll(line + kl + 1, &end, 10);
+				if (strstr(end, "kB"))
+					v *= 1024;
+				out[i] = (out[i] < 0 ? 0 : out[i]) + v;
 			}
 		}
 	}
 	fclose(f);
 }
 
+void hs_hook__proc_read(hs_proc_figures *p, int smaps)
+{
+	static const char *const status_keys[] = { "VmRSS", "VmSize", "VmSwap", "Threads" };
+	static const char *const rollup_keys[] = { "Pss", "Private_Clean", "Private_Dirty", "Swap" };
+	long long st[4], ru[4];
+	proc_fields("/proc/self/status", status_keys, st, 4);
+	if (smaps)
+		proc_fields("/proc/self/smaps_rollup", rollup_keys, ru, 4);
+	else
+		ru[0] = ru[1] = ru[2] = ru[3] = -1;
+	p->rss = st[0];
+	p->vms = st[1];
+	p->swap = st[2];
+	p->threads = st[3];
+	p->pss = ru[0];
+	p->uss = ru[1] >= 0 && ru[2] >= 0 ? ru[1] + ru[2] : -1;
+	p->swap_rollup = ru[3];
+}
+
 static void process_json(hs_json *j)
 {
-	static const char *const status_keys[] = { "VmRSS", "VmSize", "VmSwap" };
-	static const char *const rollup_keys[] = { "Pss", "Private_Clean", "Private_Dirty", "Swap" };
-	long long st[3], ru[4];
-	proc_fields("/proc/self/status", status_keys, st, 3);
+	hs_proc_figures p;
 	/* smaps_rollup walks the page tables: about 20 ms per GiB of RSS, too
 	 * slow for a fork-mode pause (and after the fork every page is shared
 	 * with the child, so USS/PSS read later would be wrong): left out. */
-	if (hs_hook__meta_no_smaps)
-		ru[0] = ru[1] = ru[2] = ru[3] = -1;
-	else
-		proc_fields("/proc/self/smaps_rollup", rollup_keys, ru, 4);
+	hs_hook__proc_read(&p, !hs_hook__meta_no_smaps);
 	hs_json_open(j, "process", '{');
-	if (st[0] >= 0)
-		hs_json_int(j, "rss", st[0]);
-	if (st[1] >= 0)
-		hs_json_int(j, "vms", st[1]);
-	if (ru[1] >= 0 && ru[2] >= 0)
-		hs_json_int(j, "uss", ru[1] + ru[2]);
-	if (ru[0] >= 0)
-		hs_json_int(j, "pss", ru[0]);
-	if (ru[3] >= 0)
-		hs_json_int(j, "swap", ru[3]);
-	else if (st[2] >= 0)
-		hs_json_int(j, "swap", st[2]);
+	if (p.rss >= 0)
+		hs_json_int(j, "rss", p.rss);
+	if (p.vms >= 0)
+		hs_json_int(j, "vms", p.vms);
+	if (p.uss >= 0)
+		hs_json_int(j, "uss", p.uss);
+	if (p.pss >= 0)
+		hs_json_int(j, "pss", p.pss);
+	if (p.swap_rollup >= 0)
+		hs_json_int(j, "swap", p.swap_rollup);
+	else if (p.swap >= 0)
+		hs_json_int(j, "swap", p.swap);
 	hs_json_close(j, '}');
 }
 
@@ -166,6 +184,95 @@ static void gc_json(hs_json *j, int enabled)
 	hs_json_close(j, '}');
 }
 
+/* The number after the last '=' of a line, commas skipped; -1 if none. */
+static long long after_equals(const char *line)
+{
+	const char *eq = strrchr(line, '=');
+	if (!eq)
+		return -1;
+	long long v = 0;
+	int digits = 0;
+	for (const char *p = eq + 1; *p; p++) {
+		if (*p >= '0' && *p <= '9') {
+			v = v * 10 + (*p - '0');
+			digits++;
+		}
+	}
+	return digits ? v : -1;
+}
+
+/* "class size pools blocks-in-use avail" rows of the size-class table. */
+static int class_row(const char *line, long long *blocks)
+{
+	long long v[5];
+	int n = 0;
+	const char *p = line;
+	while (n < 5) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p < '0' || *p > '9')
+			return 0;
+		char *end;
+		v[n++] = strtoll(p, &end, 10);
+		p = end;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p)
+		return 0;
+	*blocks = v[3];
+	return 1;
+}
+
+int hs_hook__pymalloc_read(hs_pymalloc_figures *out)
+{
+	out->arenas_allocated = out->arenas_allocated_total = out->arenas_reclaimed = -1;
+	out->arenas_highwater = out->bytes_in_use = out->bytes_available = -1;
+	out->bytes_in_arenas = out->blocks_in_use = -1;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return -1;
+	int printed = _PyObject_DebugMallocStats(f);
+	fclose(f);
+	if (!printed || !text) {
+		free(text);
+		return -1;
+	}
+	long long blocks = 0;
+	int rows = 0;
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		long long b;
+		if (class_row(line, &b)) {
+			blocks += b;
+			rows++;
+		} else if (strncmp(line, "# arenas allocated current", 26) == 0) {
+			out->arenas_allocated = after_equals(line);
+		} else if (strncmp(line, "# arenas allocated total", 24) == 0) {
+			out->arenas_allocated_total = after_equals(line);
+		} else if (strncmp(line, "# arenas reclaimed", 18) == 0) {
+			out->arenas_reclaimed = after_equals(line);
+		} else if (strncmp(line, "# arenas highwater mark", 23) == 0) {
+			out->arenas_highwater = after_equals(line);
+		} else if (strncmp(line, "# bytes in allocated blocks", 27) == 0) {
+			out->bytes_in_use = after_equals(line);
+		} else if (strncmp(line, "# bytes in available blocks", 27) == 0) {
+			out->bytes_available = after_equals(line);
+		} else if (strncmp(line, "Total", 5) == 0 && out->bytes_in_arenas < 0) {
+			out->bytes_in_arenas = after_equals(line); /* the arenas' total comes first */
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	if (rows)
+		out->blocks_in_use = blocks;
+	free(text);
+	return 0;
+}
+
 /* pymalloc's own statistics, captured from _PyObject_DebugMallocStats. */
 static void pymalloc_json(hs_json *j)
 {
@@ -178,44 +285,14 @@ static void pymalloc_json(hs_json *j)
 	Py_XDECREF(sys);
 	PyErr_Clear();
 
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	if (f) {
-		int printed = _PyObject_DebugMallocStats(f);
-		fclose(f);
-		long long allocated = -1, highwater = -1, bytes = -1;
-		for (char *line = text; printed && line && *line;) {
-			char *nl = strchr(line, '\n');
-			if (nl)
-				*nl = '\0';
-			char *eq = strrchr(line, '=');
-			long long v = -1;
-			if (eq) {
-				char digits[32];
-				size_t k = 0;
-				for (char *p = eq + 1; *p && k + 1 < sizeof(digits); p++)
-					if (*p >= '0' && *p <= '9')
-						digits[k++] = *p;
-				digits[k] = '\0';
-				if (k)
-					v = strtoll(digits, NULL, 10);
-			}
-			if (strncmp(line, "# arenas allocated current", 26) == 0)
-				allocated = v;
-			else if (strncmp(line, "# arenas highwater mark", 23) == 0)
-				highwater = v;
-			else if (strstr(line, "bytes/arena") != NULL)
-				bytes = v;
-			line = nl ? nl + 1 : NULL;
-		}
-		if (allocated >= 0)
-			hs_json_int(j, "arenas_allocated", allocated);
-		if (highwater >= 0)
-			hs_json_int(j, "arenas_highwater", highwater);
-		if (bytes >= 0)
-			hs_json_int(j, "bytes_in_arenas", bytes);
-		free(text);
+	hs_pymalloc_figures pm;
+	if (hs_hook__pymalloc_read(&pm) == 0) {
+		if (pm.arenas_allocated >= 0)
+			hs_json_int(j, "arenas_allocated", pm.arenas_allocated);
+		if (pm.arenas_highwater >= 0)
+			hs_json_int(j, "arenas_highwater", pm.arenas_highwater);
+		if (pm.bytes_in_arenas >= 0)
+			hs_json_int(j, "bytes_in_arenas", pm.bytes_in_arenas);
 	}
 	hs_json_close(j, '}');
 }

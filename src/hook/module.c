@@ -12,6 +12,7 @@
  *   5. the result dict is built last, so it is not in the snapshot.
  */
 #include "hook_internal.h"
+#include "stats_internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -355,6 +356,14 @@ out:
 
 static PyMethodDef methods[] = {
 	{ "dump", (PyCFunction)(void (*)(void))dump, METH_VARARGS | METH_KEYWORDS, dump_doc },
+	/* the agent's helpers (stats.c, trigger.c; heapsnap/agent.py) */
+	{ "_stats", (PyCFunction)(void (*)(void))hs_hook__stats, METH_VARARGS | METH_KEYWORDS,
+	  hs_hook__stats_doc },
+	{ "_types", (PyCFunction)(void (*)(void))hs_hook__types, METH_VARARGS | METH_KEYWORDS,
+	  hs_hook__types_doc },
+	{ "_signal_install", hs_hook__signal_install, METH_VARARGS, hs_hook__signal_install_doc },
+	{ "_signal_set_fd", hs_hook__signal_set_fd, METH_VARARGS, hs_hook__signal_set_fd_doc },
+	{ "_signal_restore", hs_hook__signal_restore, METH_VARARGS, hs_hook__signal_restore_doc },
 	{ NULL, NULL, 0, NULL }
 };
 
@@ -375,7 +384,8 @@ __attribute__((visibility("default"))) PyObject *PyInit__heapsnap(void)
 	if (!m)
 		return NULL;
 	if (PyModule_AddStringConstant(m, "__version__", HS_HOOK_VERSION) < 0 ||
-	    PyModule_AddIntConstant(m, "BUILT_FOR_HEXVERSION", PY_VERSION_HEX) < 0) {
+	    PyModule_AddIntConstant(m, "BUILT_FOR_HEXVERSION", PY_VERSION_HEX) < 0 ||
+	    hs_track__register(m) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

@@ -79,6 +79,25 @@ int hs_hook__gc_collecting(void) { return gcstate()->collecting != 0; }
 int hs_hook__gc_enabled(void) { return gcstate()->enabled != 0; }
 void hs_hook__gc_set_enabled(int on) { gcstate()->enabled = on; }
 
+/* For stats.c (declared in stats_internal.h): every object on the
+ * generation lists 0..2, then the permanent generation (3), in list order.
+ * GIL held, no collection running, and `fn` must not create or free GC
+ * objects. Stops at the first non-zero return of `fn`, which it returns. */
+int hs_hook__gc_foreach(int (*fn)(PyObject *op, int generation, void *arg), void *arg)
+{
+	struct _gc_runtime_state *gc = gcstate();
+	for (int i = 0; i <= NUM_GENERATIONS; i++) {
+		PyGC_Head *head = i < NUM_GENERATIONS ? &gc->generations[i].head
+		                                      : &gc->permanent_generation.head;
+		for (PyGC_Head *g = (PyGC_Head *)head->_gc_next; g != head; g = (PyGC_Head *)g->_gc_next) {
+			int rc = fn((PyObject *)(g + 1), i, arg);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 /* PyObject_IS_GC without the call (the exported function in 3.9+). */
 static inline int obj_is_gc(PyTypeObject *tp, PyObject *op)
 {
@@ -1546,6 +1565,60 @@ static int thread_roots(walk *w)
 	hs_buf_release(&tname);
 	hs_buf_release(&label);
 	return rc;
+}
+
+/* For stats.c (declared in stats_internal.h): call `fn` on the frames of
+ * every thread as thread_roots() roots them. Before 3.11: each frame object
+ * (a running frame is not on the GC lists). 3.11+: what each frame holds
+ * (locals and cells, function, code, f_locals, frame object): a running
+ * frame is no object there, and its frame object (if any) does not
+ * traverse its locals. Stops at the first non-zero return of `fn`, which
+ * it returns. */
+int hs_hook__frames_foreach(int (*fn)(PyObject *op, void *arg), void *arg)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+	PyInterpreterState *interp = PyThreadState_Get()->interp;
+	for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
+#if PY_VERSION_HEX >= 0x030D0000
+		_PyInterpreterFrame *fr = ts->current_frame;
+#else
+		_PyInterpreterFrame *fr = ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+		for (; fr; fr = fr->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+			if (fr->owner == FRAME_OWNED_BY_CSTACK)
+				continue;
+			PyObject *func = fr->f_funcobj;
+#else
+			PyObject *func = (PyObject *)fr->f_func;
+#endif
+			PyCodeObject *co = iframe_code(fr);
+			if (!co || _PyFrame_IsIncomplete(fr))
+				continue;
+			PyObject *more[4] = { func, (PyObject *)co, fr->f_locals, (PyObject *)fr->frame_obj };
+			for (int i = 0; i < co->co_nlocalsplus; i++) {
+				int rc = fr->localsplus[i] ? fn(fr->localsplus[i], arg) : 0;
+				if (rc)
+					return rc;
+			}
+			for (int i = 0; i < 4; i++) {
+				int rc = more[i] ? fn(more[i], arg) : 0;
+				if (rc)
+					return rc;
+			}
+		}
+	}
+#else
+	PyInterpreterState *interp = PyThreadState_Get()->interp;
+	for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
+		for (PyFrameObject *f = ts->frame; f; f = f->f_back) {
+			int rc = fn((PyObject *)f, arg);
+			if (rc)
+				return rc;
+		}
+	}
+#endif
+	return 0;
 }
 
 static int interp_roots(walk *w)

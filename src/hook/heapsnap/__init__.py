@@ -12,7 +12,16 @@ exit, periodically or on a signal:
     python -m heapsnap._runner --out DIR --at-exit -- script.py args...
 
 (`heapsnap run` does the same). `python -m heapsnap ARGS` runs the CLI.
+
+A long-running service can keep an agent (heapsnap.agent.start(), or
+HEAPSNAP_AGENT=1 in its environment): `heapsnap dump PID` and `heapsnap
+stats PID` then talk to it over a Unix socket instead of attaching with
+ptrace. Markers for timelines work with or without it:
+
+    heapsnap.mark("cache warmed")        # one append to a bounded ring
 """
 from heapsnap._heapsnap import __version__, dump
+from heapsnap._events import gc_events, mark, marks
+from heapsnap._track import Tracker, profile, track
 
-__all__ = ["dump", "__version__"]
+__all__ = ["dump", "mark", "marks", "gc_events", "track", "profile", "Tracker", "__version__"]

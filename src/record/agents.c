@@ -1,0 +1,569 @@
+/*
+ * record/agents.c: Python figures for `heapsnap record`, asked of the
+ * heapsnap agent in each Python process of the tree (the in-process agent;
+ * protocol in formats/agent-protocol.md, client heapsnap/agent.h).
+ *
+ * One thread, so that the sampler never waits for a target: an agent
+ * answers once its thread gets the GIL, which a busy program may hold for
+ * its whole switch interval (5 ms) or longer in C code. Per process:
+ *  - MARKS and GCEVENTS every POLL_NS, 250 ms (markers from heapsnap.mark(), and
+ *    one GC series sample per collection with its pause);
+ *  - STATS fast every --heap-every (objects tracked by the GC, pymalloc,
+ *    collections and pause per generation);
+ *  - TYPES N every --heap-every, but never more than 1% of the time: a
+ *    TYPES walk pauses the target, so a slow one spaces the next ones out;
+ *  - DUMP for --snapshot-every and --snapshot-on-growth, the file named
+ *    beside the recording: NAME.PID.N.hsnap.
+ * A `record -- CMD` puts the package's _bootstrap directory on PYTHONPATH
+ * and sets HEAPSNAP_AGENT=1 and HEAPSNAP_AGENT_DIR (a private directory):
+ * every Python process of the tree starts its agent at start-up.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+#include "heapsnap/agent.h"
+#include "record/agents.h"
+#include "util/alloc.h"
+
+#define POLL_NS 250000000LL          /* markers and GC events: every 250 ms (each request
+                                        takes the GIL in the target) */
+#define CONNECT_RETRY_NS 100000000LL /* while an interpreter starts its agent */
+#define CONNECT_PATIENCE_NS 10000000000LL /* give up on an agent after 10 s */
+#define REQUEST_TIMEOUT 2.0
+#define DUMP_TIMEOUT 300.0
+#define TYPES_SHARE 0.01             /* TYPES pauses the target: at most 1% of the time */
+
+typedef struct target {
+	int pid;
+	size_t index;
+	int root;
+	int gone;               /* ended: dropped at the next pass */
+	hs_agent *a;
+	int gave_up;
+	int64_t first_try, next_try;
+	int64_t next_stats, next_types, next_snap, next_poll;
+	uint64_t marks_next, gc_next;
+	int64_t rss_kib;        /* the sampler's latest */
+	int64_t snap_base_kib;  /* RSS at the last snapshot (--snapshot-on-growth) */
+	int snap_seq;
+} target;
+
+struct hs_agents {
+	const hs_record_options *o;
+	pthread_mutex_t *wlock;
+	hs_rec_writer *w;
+	int64_t t0_ns;
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock; /* targets and stop */
+	pthread_cond_t cond;
+	int stop;
+	target **t;
+	size_t n, cap;
+	char dir[PATH_MAX];     /* HEAPSNAP_AGENT_DIR we made ("" if none) */
+	char snap_dir[PATH_MAX];
+	char snap_base[PATH_MAX];
+	int env_note;           /* why the environment could not be set, for a note */
+	char env_why[PATH_MAX + 128];
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int64_t rel_us(const hs_agents *a, int64_t ns) { return (ns - a->t0_ns) / 1000; }
+
+/* An agent time (CLOCK_MONOTONIC seconds) in recording microseconds. */
+static int64_t agent_us(const hs_agents *a, const cJSON *t)
+{
+	if (!cJSON_IsNumber(t))
+		return rel_us(a, mono_ns());
+	return (int64_t)(t->valuedouble * 1e6) - a->t0_ns / 1000;
+}
+
+static int64_t num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : -1;
+}
+
+static int64_t num_at(const cJSON *arr, int i)
+{
+	const cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, i) : NULL;
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : -1;
+}
+
+/* Writer calls: under the recorder's writer lock. */
+#define W(a, expr)                      \
+	do {                                \
+		pthread_mutex_lock((a)->wlock); \
+		(void)(expr);                   \
+		pthread_mutex_unlock((a)->wlock); \
+	} while (0)
+
+static void note(hs_agents *a, ptrdiff_t proc, int warning, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void note(hs_agents *a, ptrdiff_t proc, int warning, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	W(a, hs_rec_writer_note(a->w, proc, rel_us(a, mono_ns()), warning, buf));
+}
+
+int hs_agents_new(hs_agents **out, const hs_record_options *o, pthread_mutex_t *lock)
+{
+	hs_agents *a = hs_calloc(1, sizeof(*a));
+	if (!a)
+		return HS_ENOMEM;
+	a->o = o;
+	a->wlock = lock;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	/* snapshots go beside the recording, named after it */
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", o->output);
+	char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	if (slash) {
+		*slash = '\0';
+		if (!realpath(path[0] ? path : "/", a->snap_dir))
+			snprintf(a->snap_dir, sizeof(a->snap_dir), "%s", path);
+	} else if (!getcwd(a->snap_dir, sizeof(a->snap_dir))) {
+		snprintf(a->snap_dir, sizeof(a->snap_dir), ".");
+	}
+	snprintf(a->snap_base, sizeof(a->snap_base), "%s", base);
+	size_t bl = strlen(a->snap_base);
+	if (bl > 6 && !strcmp(a->snap_base + bl - 6, ".hsrec"))
+		a->snap_base[bl - 6] = '\0';
+	*out = a;
+	return 0;
+}
+
+void hs_agents_attach(hs_agents *a, hs_rec_writer *w, int64_t t0_ns)
+{
+	a->w = w;
+	a->t0_ns = t0_ns;
+	if (a->env_note)
+		note(a, -1, 1, "%s", a->env_why);
+}
+
+static int is_dir(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int hs_agents_environment(hs_agents *a)
+{
+	const char *pkg = a->o->package_dir;
+	char boot[PATH_MAX], parent[PATH_MAX];
+	if (!pkg) {
+		a->env_note = 1;
+		snprintf(a->env_why, sizeof(a->env_why), "no Python figures: heapsnap's Python package "
+		         "was not found beside this heapsnap");
+		return 0;
+	}
+	snprintf(boot, sizeof(boot), "%s/_bootstrap", pkg);
+	if (!is_dir(boot)) {
+		a->env_note = 1;
+		snprintf(a->env_why, sizeof(a->env_why), "no Python figures: '%s' is missing", boot);
+		return 0;
+	}
+	snprintf(parent, sizeof(parent), "%s", pkg);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(a->dir, sizeof(a->dir), "/tmp/heapsnap-rec-XXXXXX");
+	if (!mkdtemp(a->dir)) {
+		a->dir[0] = '\0';
+		return hs_error_set(HS_EIO, "cannot create a directory for the agents' sockets: %s",
+		                    strerror(errno));
+	}
+	const char *old = getenv("PYTHONPATH");
+	size_t n = strlen(boot) + strlen(parent) + (old ? strlen(old) : 0) + 3;
+	char *v = hs_malloc(n);
+	if (!v)
+		return HS_ENOMEM;
+	snprintf(v, n, "%s:%s%s%s", boot, parent, old && old[0] ? ":" : "", old && old[0] ? old : "");
+	int rc = setenv("PYTHONPATH", v, 1) | setenv("HEAPSNAP_AGENT", "1", 1) |
+	         setenv("HEAPSNAP_AGENT_DIR", a->dir, 1);
+	hs_free(v);
+	return rc == 0 ? 0 : hs_error_set(HS_ENOMEM, "cannot set the environment: %s", strerror(errno));
+}
+
+void hs_agents_add(hs_agents *a, int pid, size_t index, int root)
+{
+	target *t = hs_calloc(1, sizeof(*t));
+	if (!t)
+		return;
+	t->pid = pid;
+	t->index = index;
+	t->root = root;
+	t->snap_base_kib = -1;
+	pthread_mutex_lock(&a->lock);
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		target **nt = hs_reallocarray(a->t, cap, sizeof(*nt));
+		if (!nt) {
+			pthread_mutex_unlock(&a->lock);
+			hs_free(t);
+			return;
+		}
+		a->t = nt;
+		a->cap = cap;
+	}
+	a->t[a->n++] = t;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+void hs_agents_remove(hs_agents *a, int pid)
+{
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->n; i++)
+		if (a->t[i]->pid == pid && !a->t[i]->gone)
+			a->t[i]->gone = 1;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void hs_agents_rss(hs_agents *a, int pid, int64_t rss_kib)
+{
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->n; i++)
+		if (a->t[i]->pid == pid && !a->t[i]->gone)
+			a->t[i]->rss_kib = rss_kib;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* One request; the parsed reply (ok true) or NULL (the connection is then
+ * closed when it broke). */
+static cJSON *ask(hs_agents *a, target *t, const char *cmd, double timeout, char *why, size_t wsize)
+{
+	char *reply = NULL;
+	int rc = hs_agent_request(t->a, cmd, &reply, timeout);
+	if (rc < 0) {
+		snprintf(why, wsize, "%s", hs_error_last());
+		if (rc == HS_EIO) {
+			hs_agent_free(t->a);
+			t->a = NULL;
+			t->next_try = mono_ns() + CONNECT_RETRY_NS;
+		}
+		return NULL;
+	}
+	cJSON *j = cJSON_Parse(reply);
+	hs_agent_reply_free(reply);
+	if (!j) {
+		snprintf(why, wsize, "the agent's reply to %.20s is not JSON", cmd);
+		return NULL;
+	}
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok"))) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+		snprintf(why, wsize, "%s", cJSON_IsString(e) ? e->valuestring : "refused");
+		cJSON_Delete(j);
+		return NULL;
+	}
+	(void)a;
+	return j;
+}
+
+static void poll_events(hs_agents *a, target *t)
+{
+	char cmd[64], why[512];
+	snprintf(cmd, sizeof(cmd), "MARKS %llu", (unsigned long long)t->marks_next);
+	cJSON *j = ask(a, t, cmd, REQUEST_TIMEOUT, why, sizeof(why));
+	if (j) {
+		const cJSON *m;
+		cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "marks")) {
+			const cJSON *label = cJSON_GetObjectItemCaseSensitive(m, "label");
+			W(a, hs_rec_writer_mark(a->w, t->index, agent_us(a, cJSON_GetObjectItem(m, "t")),
+			                        cJSON_IsString(label) ? label->valuestring : ""));
+		}
+		int64_t next = num(j, "next");
+		if (next >= 0)
+			t->marks_next = (uint64_t)next;
+		if (num(j, "dropped") > 0)
+			note(a, (ptrdiff_t)t->index, 1, "%lld markers were lost (more than the agent keeps "
+			     "between two polls)", (long long)num(j, "dropped"));
+		cJSON_Delete(j);
+	}
+	if (!t->a)
+		return;
+	snprintf(cmd, sizeof(cmd), "GCEVENTS %llu", (unsigned long long)t->gc_next);
+	j = ask(a, t, cmd, REQUEST_TIMEOUT, why, sizeof(why));
+	if (j) {
+		const cJSON *e;
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "events")) {
+			const cJSON *sec = cJSON_GetObjectItemCaseSensitive(e, "seconds");
+			int64_t v[HS_REC_GC_COLUMNS] = {
+				agent_us(a, cJSON_GetObjectItem(e, "t")), num(e, "generation"),
+				cJSON_IsNumber(sec) ? (int64_t)(sec->valuedouble * 1e6 + 0.5) : -1,
+				num(e, "collected"), num(e, "uncollectable"),
+			};
+			W(a, hs_rec_writer_sample(a->w, t->index, HS_REC_SERIES_GC, v, HS_REC_GC_COLUMNS));
+		}
+		int64_t next = num(j, "next");
+		if (next >= 0)
+			t->gc_next = (uint64_t)next;
+		cJSON_Delete(j);
+	}
+}
+
+static void heap_figures(hs_agents *a, target *t, int64_t now)
+{
+	char why[512];
+	cJSON *j = ask(a, t, "STATS fast", REQUEST_TIMEOUT, why, sizeof(why));
+	if (j) {
+		const cJSON *gc = cJSON_GetObjectItemCaseSensitive(j, "gc");
+		const cJSON *pm = cJSON_GetObjectItemCaseSensitive(j, "pymalloc");
+		const cJSON *coll = cJSON_GetObjectItemCaseSensitive(gc, "collections");
+		const cJSON *pause = cJSON_GetObjectItemCaseSensitive(gc, "pause_seconds");
+		int64_t collected = 0, uncollectable = 0;
+		for (int g = 0; g < 3; g++) {
+			int64_t c = num_at(cJSON_GetObjectItemCaseSensitive(gc, "collected"), g);
+			int64_t u = num_at(cJSON_GetObjectItemCaseSensitive(gc, "uncollectable"), g);
+			collected += c > 0 ? c : 0;
+			uncollectable += u > 0 ? u : 0;
+		}
+		int64_t p[3];
+		for (int g = 0; g < 3; g++) {
+			const cJSON *v = cJSON_IsArray(pause) ? cJSON_GetArrayItem(pause, g) : NULL;
+			p[g] = cJSON_IsNumber(v) ? (int64_t)(v->valuedouble * 1e6 + 0.5) : -1;
+		}
+		int64_t v[HS_REC_PY_COLUMNS] = {
+			agent_us(a, cJSON_GetObjectItem(j, "t")), num(gc, "tracked_objects"),
+			num(pm, "bytes_in_use"), num(pm, "arenas_allocated"), num(pm, "arenas_highwater"),
+			num(pm, "blocks_in_use"), num_at(coll, 0), num_at(coll, 1), num_at(coll, 2),
+			collected, uncollectable, p[0], p[1], p[2],
+		};
+		W(a, hs_rec_writer_sample(a->w, t->index, HS_REC_SERIES_PY, v, HS_REC_PY_COLUMNS));
+		cJSON_Delete(j);
+	}
+	t->next_stats = now + a->o->heap_every_us * 1000;
+	if (!t->a || a->o->types <= 0)
+		return;
+	if (now < t->next_types)
+		return;
+	char cmd[32];
+	snprintf(cmd, sizeof(cmd), "TYPES %d", a->o->types);
+	j = ask(a, t, cmd, REQUEST_TIMEOUT * 5, why, sizeof(why));
+	int64_t every = a->o->heap_every_us * 1000;
+	if (j) {
+		const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "types");
+		int n = cJSON_GetArraySize(types);
+		hs_rec_type_row *rows = hs_calloc(n > 0 ? (size_t)n : 1, sizeof(*rows));
+		if (rows) {
+			int k = 0;
+			const cJSON *e;
+			cJSON_ArrayForEach(e, types) {
+				const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
+				rows[k].name = cJSON_IsString(name) ? name->valuestring : "?";
+				rows[k].count = num(e, "count");
+				rows[k].bytes = num(e, "bytes");
+				k++;
+			}
+			const cJSON *sec = cJSON_GetObjectItemCaseSensitive(j, "seconds");
+			double s = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
+			W(a, hs_rec_writer_types(a->w, t->index, agent_us(a, cJSON_GetObjectItem(j, "t")),
+			                         num(j, "objects"), num(j, "bytes"), (int64_t)(s * 1e6), rows,
+			                         (size_t)k));
+			hs_free(rows);
+			/* keep the walks under TYPES_SHARE of the target's time */
+			int64_t spaced = (int64_t)(s / TYPES_SHARE * 1e9);
+			if (spaced > every)
+				every = spaced;
+		}
+		cJSON_Delete(j);
+	} else if (t->a) {
+		note(a, (ptrdiff_t)t->index, 1, "TYPES failed: %s", why);
+		every *= 10;
+	}
+	t->next_types = now + every;
+}
+
+static void snapshot(hs_agents *a, target *t, hs_rec_snapshot_trigger trigger)
+{
+	char name[PATH_MAX + 64], path[2 * PATH_MAX + 128], cmd[HS_AGENT_LINE_MAX], why[512];
+	t->snap_seq++;
+	snprintf(name, sizeof(name), "%s.%d.%d.hsnap", a->snap_base, t->pid, t->snap_seq);
+	snprintf(path, sizeof(path), "%s/%s", a->snap_dir, name);
+	int64_t t0 = mono_ns();
+	if (strlen(path) + 6 > sizeof(cmd)) {
+		W(a, hs_rec_writer_snapshot(a->w, t->index, rel_us(a, t0), trigger, NULL, -1, -1, -1,
+		                            "the snapshot's path is too long for the agent protocol"));
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "DUMP %.*s", (int)(sizeof(cmd) - 6), path);
+	cJSON *j = ask(a, t, cmd, DUMP_TIMEOUT, why, sizeof(why));
+	if (j) {
+		const cJSON *pause = cJSON_GetObjectItemCaseSensitive(j, "pause_seconds");
+		W(a, hs_rec_writer_snapshot(a->w, t->index, rel_us(a, t0), trigger, name,
+		                            num(j, "objects"), num(j, "bytes"),
+		                            cJSON_IsNumber(pause) ? (int64_t)(pause->valuedouble * 1e6) : -1,
+		                            NULL));
+		cJSON_Delete(j);
+	} else {
+		W(a, hs_rec_writer_snapshot(a->w, t->index, rel_us(a, t0), trigger, NULL, -1, -1, -1, why));
+	}
+	t->snap_base_kib = t->rss_kib;
+}
+
+static void serve(hs_agents *a, target *t, int64_t now)
+{
+	const hs_record_options *o = a->o;
+	if (!t->a) {
+		if (t->gave_up || now < t->next_try)
+			return;
+		if (!t->first_try)
+			t->first_try = now;
+		hs_agent *ag;
+		int rc = hs_agent_connect(&ag, t->pid, REQUEST_TIMEOUT);
+		if (rc < 0) {
+			/* an interpreter starts its agent during start-up: try again
+			 * for a while; a --pid target has one or not */
+			int64_t patience = o->argv ? CONNECT_PATIENCE_NS : 0;
+			if (now - t->first_try >= patience || (rc != HS_ENOTFOUND && rc != HS_EIO)) {
+				t->gave_up = 1;
+				note(a, (ptrdiff_t)t->index, 0, "no heapsnap agent in process %d (%s): /proc "
+				     "figures only", t->pid, hs_error_last());
+			}
+			t->next_try = now + CONNECT_RETRY_NS;
+			return;
+		}
+		t->a = ag;
+		W(a, hs_rec_writer_proc_flags(a->w, t->index, rel_us(a, now), HS_REC_PROC_AGENT));
+		t->next_stats = t->next_types = t->next_poll = now;
+		t->next_snap = o->snapshot_every_us ? now + o->snapshot_every_us * 1000 : INT64_MAX;
+	}
+	if (now >= t->next_poll) {
+		poll_events(a, t);
+		t->next_poll = now + POLL_NS;
+	}
+	if (t->a && o->heap_every_us > 0 && now >= t->next_stats)
+		heap_figures(a, t, now);
+	if (t->a && o->snapshot_every_us && now >= t->next_snap) {
+		snapshot(a, t, HS_REC_SNAP_SCHEDULE);
+		t->next_snap = mono_ns() + o->snapshot_every_us * 1000;
+	}
+	if (t->a && o->snapshot_growth > 0) {
+		pthread_mutex_lock(&a->lock);
+		int64_t rss = t->rss_kib;
+		pthread_mutex_unlock(&a->lock);
+		if (t->snap_base_kib < 0 && rss > 0)
+			t->snap_base_kib = rss;
+		else if (rss > 0 && (double)rss >= (double)t->snap_base_kib * (1.0 + o->snapshot_growth))
+			snapshot(a, t, HS_REC_SNAP_GROWTH);
+	}
+}
+
+static void *run(void *arg)
+{
+	hs_agents *a = arg;
+	for (;;) {
+		pthread_mutex_lock(&a->lock);
+		if (a->stop) {
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+		/* drop the targets that ended */
+		for (size_t i = 0; i < a->n;) {
+			if (a->t[i]->gone) {
+				hs_agent_free(a->t[i]->a);
+				hs_free(a->t[i]);
+				a->t[i] = a->t[--a->n];
+			} else {
+				i++;
+			}
+		}
+		size_t n = a->n;
+		target **list = hs_malloc((n ? n : 1) * sizeof(*list));
+		if (list && n)
+			memcpy(list, a->t, n * sizeof(*list));
+		pthread_mutex_unlock(&a->lock);
+		/* targets are freed only by this thread: the copy stays valid */
+		for (size_t i = 0; list && i < n; i++)
+			serve(a, list[i], mono_ns());
+		hs_free(list);
+		pthread_mutex_lock(&a->lock);
+		if (!a->stop) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 100000000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_nsec -= 1000000000;
+				until.tv_sec++;
+			}
+			pthread_cond_timedwait(&a->cond, &a->lock, &until);
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
+	return NULL;
+}
+
+int hs_agents_start(hs_agents *a)
+{
+	if (pthread_create(&a->thread, NULL, run, a) != 0)
+		return hs_error_set(HS_EIO, "cannot start the agents' thread: %s", strerror(errno));
+	a->started = 1;
+	return 0;
+}
+
+void hs_agents_stop(hs_agents *a)
+{
+	if (!a->started)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->stop = 1;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	pthread_join(a->thread, NULL);
+	a->started = 0;
+	/* the last markers of the processes still running */
+	for (size_t i = 0; i < a->n; i++)
+		if (a->t[i]->a && !a->t[i]->gone)
+			poll_events(a, a->t[i]);
+}
+
+void hs_agents_free(hs_agents *a)
+{
+	if (!a)
+		return;
+	hs_agents_stop(a);
+	for (size_t i = 0; i < a->n; i++) {
+		hs_agent_free(a->t[i]->a);
+		hs_free(a->t[i]);
+	}
+	hs_free(a->t);
+	if (a->dir[0]) {
+		/* sockets of agents that did not clean up after themselves */
+		DIR *d = opendir(a->dir);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (!strncmp(e->d_name, "agent-", 6)) {
+				char p[PATH_MAX + 300];
+				snprintf(p, sizeof(p), "%s/%s", a->dir, e->d_name);
+				unlink(p);
+			}
+		}
+		if (d)
+			closedir(d);
+		rmdir(a->dir);
+	}
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cond);
+	hs_free(a);
+}
