@@ -21,5 +21,8 @@
 #include "heapsnap/render.h"
 #include "heapsnap/graphviz.h"
 #include "heapsnap/procset.h"
+#include "heapsnap/recording.h"
+#include "heapsnap/timeline.h"
+#include "heapsnap/plot.h"
 
 #endif

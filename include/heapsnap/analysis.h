@@ -16,6 +16,7 @@
 typedef enum hs_group_by {
 	HS_GROUP_TYPE = 0,   /* the full type name, "module.QualName" */
 	HS_GROUP_MODULE = 1, /* the part before the last dot; bare names -> "builtins" */
+	HS_GROUP_SITE = 2,   /* allocation site (summary only; needs a snapshot with sites) */
 } hs_group_by;
 
 /** Module of a type name: "a.b.C" -> "a.b", "dict" -> "builtins". Writes at
@@ -25,11 +26,31 @@ HS_EXTERN(size_t) hs_analysis_module_of(const char *type_name, char *buf, size_t
 /* ------------------------------------------------------------------ */
 /* summary                                                             */
 
+/* A type allocated at a site (HS_GROUP_SITE rows). */
+typedef struct hs_summary_type {
+	const char *name;
+	uint64_t count, bytes; /* estimates when the row is */
+} hs_summary_type;
+
 typedef struct hs_summary_row {
-	const char *name;  /* type or module name */
+	const char *name;  /* type or module name; by site "file:line (function)" */
 	uint64_t count;    /* objects */
 	uint64_t bytes;    /* sum of their sizes */
+	/* HS_GROUP_SITE only: */
+	uint32_t site;     /* location id (hs_snapshot_site), HS_NO_SITE: no Python frame */
+	int estimate;      /* count and bytes are sampled estimates (unbiased) */
+	uint64_t samples;  /* objects recorded (= count in exact mode) */
+	size_t type_count;
+	hs_summary_type *types; /* largest first */
 } hs_summary_row;
+
+/* HS_GROUP_SITE: the objects with and without a recorded allocation. */
+typedef struct hs_summary_sites {
+	uint64_t sample_bytes;   /* 0: exact mode */
+	uint64_t tracked_objects, tracked_bytes;     /* recorded (samples) */
+	uint64_t untracked_objects, untracked_bytes; /* allocated before tracking, or not sampled */
+	uint64_t unmatched_blocks; /* tracked blocks holding no object of the snapshot */
+} hs_summary_sites;
 
 typedef struct hs_summary {
 	hs_group_by by;
@@ -37,6 +58,7 @@ typedef struct hs_summary {
 	hs_summary_row *rows; /* sorted by bytes desc, then count desc, then name */
 	uint64_t total_count;
 	uint64_t total_bytes;
+	hs_summary_sites sites; /* HS_GROUP_SITE only */
 } hs_summary;
 
 typedef struct hs_summary_options {
@@ -57,6 +79,11 @@ typedef struct hs_summary_options {
 HS_EXTERN(int) hs_analysis_summary(hs_summary **out, const hs_snapshot *s,
                                    const hs_summary_options *opts);
 HS_EXTERN(void) hs_summary_free(hs_summary *sum);
+/* With HS_GROUP_SITE, hs_analysis_summary groups the objects whose
+ * allocation was recorded by site (hs_snapshot_node_alloc); total_* are
+ * the figures of those rows; it fails with HS_EINVAL when the snapshot has
+ * no allocation sites. At most HS_SUMMARY_SITE_TYPES types per row. */
+#define HS_SUMMARY_SITE_TYPES 5
 
 /* ------------------------------------------------------------------ */
 /* diff                                                                */

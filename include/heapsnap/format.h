@@ -36,6 +36,8 @@ typedef enum hs_section_kind {
 	HS_SECTION_ROOTS = 5,   /* roots chunk */
 	HS_SECTION_META_END = 6, /* JSON known only after the walk, merged over META */
 	HS_SECTION_SIZES = 7,    /* sizes measured after the walk, replacing estimates */
+	HS_SECTION_SITES = 8,    /* allocation sites: locations and stacks (optional) */
+	HS_SECTION_ALLOCS = 9,   /* tracked blocks: address -> stack, size, time (optional) */
 	HS_SECTION_INDEX = 15,  /* section index + totals; last before footer */
 } hs_section_kind;
 
@@ -113,6 +115,26 @@ typedef struct hs_root_record {
 	uint32_t detail;  /* string id or HS_NO_STRING */
 } hs_root_record;
 
+/* Allocation sites (SITES / ALLOCS sections, written while tracking). */
+#define HS_SITE_LIBRARY 0x01u /* a location in the stdlib, site-packages, heapsnap... */
+#define HS_SITE_FLAGS_KNOWN 0x01u
+#define HS_SITE_MAX_FRAMES 256u /* frames per stack a reader accepts */
+
+typedef struct hs_site_loc {
+	uint32_t file;     /* string id or HS_NO_STRING */
+	uint32_t function; /* string id or HS_NO_STRING */
+	uint32_t line;     /* 0 unknown */
+	uint32_t flags;    /* HS_SITE_* */
+} hs_site_loc;
+
+typedef struct hs_alloc_record {
+	uint64_t address;  /* start of the allocated block (see the spec: the
+	                      object may start after a pre-header) */
+	uint32_t stack;    /* stack id */
+	uint64_t size;     /* bytes requested for the block */
+	uint64_t time_ms;  /* ms since tracking started */
+} hs_alloc_record;
+
 typedef struct hs_totals {
 	uint64_t nodes, edges, strings, types, roots;
 } hs_totals;
@@ -166,6 +188,18 @@ HS_EXTERN(int) hs_writer_size(hs_writer *w, uint64_t address, uint64_t size);
 HS_EXTERN(int) hs_writer_string(hs_writer *w, uint32_t *out, const char *s, size_t len);
 /** Define the next type; *out receives its id (0, 1, 2, ... in call order). */
 HS_EXTERN(int) hs_writer_type(hs_writer *w, uint32_t *out, const hs_type_record *t);
+/**
+ * Write the allocation-site tables: `sample_bytes` is the tracker's mean
+ * sampling interval (0: every allocation recorded), `locs` the locations
+ * (ids 0.. in order, continuing across calls), then `nstacks` stacks whose
+ * frames (location ids, innermost first) are `frames`, `stack_len[i]` each.
+ * Call after the nodes, before hs_writer_alloc.
+ */
+HS_EXTERN(int) hs_writer_sites(hs_writer *w, uint64_t sample_bytes, const hs_site_loc *locs,
+                               uint32_t nlocs, const uint32_t *frames, const uint32_t *stack_len,
+                               uint32_t nstacks);
+/** Append a tracked block (its stack written by hs_writer_sites before). */
+HS_EXTERN(int) hs_writer_alloc(hs_writer *w, const hs_alloc_record *a);
 /** Append a node; the edges added after it, until the next node, are its own. */
 HS_EXTERN(int) hs_writer_node(hs_writer *w, const hs_node_record *n);
 HS_EXTERN(int) hs_writer_edge(hs_writer *w, const hs_edge_record *e);
@@ -204,6 +238,13 @@ typedef struct hs_read_visitor {
 	int (*meta_end)(const char *json, size_t len, void *payload);
 	/* a size correction from a SIZES section (after the nodes it names) */
 	int (*size)(uint64_t address, uint64_t size, void *payload);
+	/* allocation sites (SITES / ALLOCS sections; absent unless tracking
+	 * was on): the header of each SITES section, its locations, its
+	 * stacks (frames innermost first), then each tracked block */
+	int (*sites)(uint64_t sample_bytes, void *payload);
+	int (*site_loc)(uint32_t id, const hs_site_loc *l, void *payload);
+	int (*site_stack)(uint32_t id, const uint32_t *locs, uint32_t n, void *payload);
+	int (*alloc)(const hs_alloc_record *a, void *payload);
 } hs_read_visitor;
 
 #define HS_READ_VISITOR_VERSION 1

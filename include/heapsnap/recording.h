@@ -407,4 +407,87 @@ HS_EXTERN(uint64_t) hs_rec_writer_bytes(const hs_rec_writer *w);
 /** Free; a writer not closed leaves the file as it is (readable up to its last chunk). */
 HS_EXTERN(void) hs_rec_writer_free(hs_rec_writer *w);
 
+/* ------------------------------------------------------------------ */
+/* Allocation sites (`record --lines`, blocks TRACK, SITES, SITE_DELTA,  */
+/* PEAK; formats/recording-v1.md "Allocation tracking")                */
+
+#define HS_REC_TRACK_EXACT      0x01u /* every allocation recorded (else sampled) */
+#define HS_REC_TRACK_NATIVE     0x02u /* the malloc family (LD_PRELOAD interposer) too */
+#define HS_REC_TRACK_ALL_FRAMES 0x04u /* library frames kept: no folding into user lines */
+#define HS_REC_TRACK_SEEDED     0x08u /* the sampler's seed is fixed */
+#define HS_REC_TRACK_FROM_NOW   0x10u /* started in a running process (--pid): growth from then */
+
+/** Sampling settings of one tracked process. */
+typedef struct hs_rec_track_settings {
+	unsigned flags;          /* HS_REC_TRACK_* */
+	int64_t sample_bytes;    /* mean bytes between samples; 0 when exact */
+	uint64_t seed;           /* when HS_REC_TRACK_SEEDED */
+	const char *peak_basis;  /* what the running total counts ("requested", "footprint") */
+} hs_rec_track_settings;
+
+#define HS_REC_LOC_LIBRARY 0x01u /* standard library, site-/dist-packages, frozen, heapsnap */
+
+/** A source location: one line of one function. */
+typedef struct hs_rec_site_loc {
+	uint32_t id;
+	const char *file;        /* NULL: the id was never defined */
+	const char *function;    /* qualified name */
+	int32_t line, first_line;
+	unsigned flags;          /* HS_REC_LOC_* */
+} hs_rec_site_loc;
+
+/** Stack kinds (as the tracker's). */
+enum { HS_REC_STACK_PYTHON = 0, HS_REC_STACK_NATIVE = 1, HS_REC_STACK_MMAP = 2, HS_REC_STACK_NOGIL = 3 };
+
+/** An allocation stack: locations innermost first. */
+typedef struct hs_rec_site_stack {
+	uint32_t id;
+	int defined;             /* 0: the id was never defined */
+	unsigned kind;           /* HS_REC_STACK_* */
+	int64_t tid;             /* native thread id, -1 unknown */
+	const char *thread;      /* thread name, or NULL */
+	int truncated;           /* deeper than the 64 frames kept */
+	size_t n;
+	const uint32_t *locs;    /* location ids */
+} hs_rec_site_stack;
+
+/** Figures of one stack (estimates when sampled). */
+typedef struct hs_rec_site_fig {
+	uint32_t stack;
+	int64_t alloc_n, alloc_b; /* allocated (SITE_DELTA: the change) */
+	int64_t live_n, live_b;   /* live (SITE_DELTA: the change; PEAK: at the peak) */
+} hs_rec_site_fig;
+
+/** A process's allocation sites, as loaded (all arrays indexed by id). */
+typedef struct hs_rec_track {
+	hs_rec_track_settings settings;
+	double start;            /* seconds: tracking started */
+	double last;             /* seconds: the last figures */
+	size_t nlocs;
+	const hs_rec_site_loc *locs;
+	size_t nstacks;
+	const hs_rec_site_stack *stacks;
+	const hs_rec_site_fig *figs;      /* per stack: cumulative allocated, live at the end */
+	int64_t peak_bytes;      /* the running total's high-water mark (-1 none seen) */
+	double peak_t;           /* seconds: when the recorder saw it (within its poll interval) */
+	const hs_rec_site_fig *peak_figs; /* per stack: live at the peak (alloc_* 0) */
+	size_t deltas;           /* SITE_DELTA blocks read */
+} hs_rec_track;
+
+/** The process's allocation sites, or NULL when it was not tracked. */
+HS_EXTERN(const hs_rec_track *) hs_rec_process_track(const hs_rec_process *p);
+
+/** Writer: tracking started in process `proc`. */
+HS_EXTERN(int) hs_rec_writer_track(hs_rec_writer *w, size_t proc, int64_t t_us,
+                                   const hs_rec_track_settings *s);
+/** Writer: new location and stack definitions (ids stable within the process). */
+HS_EXTERN(int) hs_rec_writer_sites(hs_rec_writer *w, size_t proc, const hs_rec_site_loc *locs,
+                                   size_t nlocs, const hs_rec_site_stack *stacks, size_t nstacks);
+/** Writer: per-stack changes since the previous SITE_DELTA of the process. */
+HS_EXTERN(int) hs_rec_writer_site_delta(hs_rec_writer *w, size_t proc, int64_t t_us,
+                                        const hs_rec_site_fig *rows, size_t n);
+/** Writer: a new high-water mark: the total and the live figures per stack then. */
+HS_EXTERN(int) hs_rec_writer_peak(hs_rec_writer *w, size_t proc, int64_t t_us, int64_t peak_bytes,
+                                  const hs_rec_site_fig *rows, size_t n);
+
 #endif

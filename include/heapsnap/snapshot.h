@@ -149,6 +149,55 @@ HS_EXTERN(size_t) hs_snapshot_edge_label(const hs_snapshot *s, uint32_t edge,
 HS_EXTERN(size_t) hs_snapshot_node_value_repr(const hs_snapshot *s, uint32_t node,
                                               char *buf, size_t size);
 
+/* ------------------------------------------------------------------ */
+/* Allocation sites (present when the dump ran while tracking was on)  */
+
+#define HS_NO_SITE UINT32_MAX
+
+/** An allocation site: a source location (file:line in a function). */
+typedef struct hs_site {
+	const char *file;     /* never NULL ("?" unknown) */
+	const char *function; /* never NULL ("?" unknown) */
+	uint32_t line;        /* 0 unknown */
+	uint32_t flags;       /* HS_SITE_LIBRARY... */
+} hs_site;
+
+/** Where and when one object was allocated. */
+typedef struct hs_node_alloc {
+	uint32_t site;       /* location id (hs_snapshot_site), or HS_NO_SITE (no
+	                        Python frame: native or without the GIL) */
+	uint32_t stack;      /* stack id (hs_snapshot_stack) */
+	uint64_t block_size; /* bytes of the tracked block */
+	uint64_t time_ms;    /* ms since tracking started */
+	double weight;       /* objects this sample stands for: 1 in exact mode,
+	                        1/p in sampled mode (p = 1 - exp(-size/mean)) */
+} hs_node_alloc;
+
+/** 1 when the snapshot has allocation sites (SITES section), else 0. */
+HS_EXTERN(int) hs_snapshot_has_sites(const hs_snapshot *s);
+/** The tracker's mean sampling interval in bytes; 0 in exact mode. */
+HS_EXTERN(uint64_t) hs_snapshot_sample_bytes(const hs_snapshot *s);
+/** Number of locations (site ids are 0..count-1). */
+HS_EXTERN(uint32_t) hs_snapshot_site_count(const hs_snapshot *s);
+/** Location `id`; 0 or HS_EINVAL when out of range. */
+HS_EXTERN(int) hs_snapshot_site(const hs_snapshot *s, uint32_t id, hs_site *out);
+/**
+ * The frames of stack `id` (location ids, innermost first); returns the
+ * count, 0 for an unknown id.
+ */
+HS_EXTERN(uint32_t) hs_snapshot_stack(const hs_snapshot *s, uint32_t id, const uint32_t **frames);
+/**
+ * Allocation of `node`: 1 and *out filled when the tracker recorded it
+ * (every object allocated while tracking in exact mode, the sampled ones
+ * otherwise), 0 when unknown. `site` is the innermost frame of user code:
+ * frames in the standard library, site-packages and heapsnap are folded
+ * into the calling line (the innermost frame when all are library code).
+ */
+HS_EXTERN(int) hs_snapshot_node_alloc(const hs_snapshot *s, uint32_t node, hs_node_alloc *out);
+/** Tracked blocks in the file that hold no object of the snapshot (buffers
+ * of objects, native allocations). */
+HS_EXTERN(uint64_t) hs_snapshot_unmatched_blocks(const hs_snapshot *s);
+
 /** Bytes the loaded snapshot holds (arrays, pools, tables). */
 HS_EXTERN(size_t) hs_snapshot_memory(const hs_snapshot *s);
 

@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <glob.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,46 @@ static int gil_futex(const target *tg, uint64_t uaddr)
 	if (!tg->runtime || !tg->runtime_size)
 		return 1;
 	return uaddr >= tg->runtime && uaddr < tg->runtime + tg->runtime_size;
+}
+
+/* A futex wait: the GIL's, a lock's (sem_clockwait), a mutex's... */
+static int futex_wait_cmd(unsigned long long op)
+{
+	int cmd = (int)(op & ~(unsigned long long)(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME));
+	return cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET;
+}
+
+/*
+ * The main thread enters a futex wait while a pending call is queued: skip
+ * the call and make it return EINTR, as a signal arriving then would. It
+ * may have been stopped in the instants between releasing the GIL and
+ * blocking (a lock acquire in thread.join(), queue.get()...): not in a
+ * system call at the first stop, so not woken there, it would then wait for
+ * ever and the pending call with it. On EINTR, CPython's lock acquire runs
+ * the pending calls and waits again; the GIL's, glibc's and CPython's other
+ * waits just wait again. From the entry stop `cur`; returns at the exit
+ * stop. @return 0 or HS_EIO (the target died).
+ */
+static int interrupt_futex_wait(hs_tracee *t, struct user_regs_struct *cur)
+{
+	cur->orig_rax = (unsigned long long)-1; /* skipped: the exit stop follows at once */
+	if (ptrace(PTRACE_SETREGS, t->pid, NULL, cur) != 0)
+		return hs_error_set(HS_EIO, "cannot set the registers of process %d: %s", (int)t->pid,
+		                    strerror(errno));
+	int rc, ws;
+	if ((rc = hs_attach__resume(t, PTRACE_SYSCALL, 0)) < 0)
+		return rc;
+	if ((rc = hs_attach__wait(t, &ws, 0)) < 0)
+		return rc;
+	if (!WIFSTOPPED(ws) || WSTOPSIG(ws) != (SIGTRAP | 0x80) ||
+	    ptrace(PTRACE_GETREGS, t->pid, NULL, cur) != 0)
+		return hs_error_set(HS_EIO, "process %d did not stop after a skipped system call",
+		                    (int)t->pid);
+	cur->rax = (unsigned long long)-EINTR;
+	if (ptrace(PTRACE_SETREGS, t->pid, NULL, cur) != 0)
+		return hs_error_set(HS_EIO, "cannot set the registers of process %d: %s", (int)t->pid,
+		                    strerror(errno));
+	return 0;
 }
 
 static int is_restart(long long rax)
@@ -685,6 +726,13 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 		}
 		if (cur.orig_rax == SYS_getpid && cur.rdi == STUB_MAGIC && cur.rip == pages + STUB_SYSCALL_END)
 			break;
+		/* entering a futex wait (rax is -ENOSYS at an entry stop) */
+		if (cur.orig_rax == SYS_futex && (long long)cur.rax == -ENOSYS &&
+		    futex_wait_cmd(cur.rsi) && (rc = interrupt_futex_wait(&t, &cur)) < 0) {
+			if (t.dead)
+				goto out;
+			goto detach_cancel;
+		}
 	}
 	/* At the safe point: the main thread, GIL held, between bytecodes. */
 	if ((rc = hs_attach__save(&t)) < 0)

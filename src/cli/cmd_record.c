@@ -43,6 +43,12 @@ typedef struct record_args {
 	const char *types;
 	int no_agent;
 	int quiet;
+	int lines;
+	int native;
+	int exact;
+	const char *sample_bytes;
+	int all_frames;
+	const char *seed;
 } record_args;
 
 const hs_cli_option hs_cli_opts_record[] = {
@@ -69,6 +75,18 @@ const hs_cli_option hs_cli_opts_record[] = {
 	{ HS_OPT_FLAG, "no-agent", 0, NULL, "no Python figures: /proc only, nothing added to the "
 	  "command's environment", offsetof(record_args, no_agent) },
 	{ HS_OPT_FLAG, "quiet", 'q', NULL, "print nothing but errors", offsetof(record_args, quiet) },
+	{ HS_OPT_FLAG, "lines", 0, NULL, "track allocations per source line in each Python process "
+	  "(see `heapsnap lines`, `heapsnap flamegraph`)", offsetof(record_args, lines) },
+	{ HS_OPT_FLAG, "native", 0, NULL, "with --lines: see malloc/mmap of C extensions too "
+	  "(LD_PRELOAD interposer; commands record starts)", offsetof(record_args, native) },
+	{ HS_OPT_FLAG, "exact", 0, NULL, "with --lines: record every allocation, not a sample",
+	  offsetof(record_args, exact) },
+	{ HS_OPT_STRING, "sample-bytes", 0, "N", "with --lines: one sample per N bytes allocated "
+	  "on average (default 512k)", offsetof(record_args, sample_bytes) },
+	{ HS_OPT_FLAG, "all-frames", 0, NULL, "with --lines: keep standard-library and "
+	  "site-packages frames (no folding into your lines)", offsetof(record_args, all_frames) },
+	{ HS_OPT_STRING, "seed", 0, "N", "with --lines: fix the sampler's random sequence",
+	  offsetof(record_args, seed) },
 	{ HS_OPT_END, NULL, 0, NULL, NULL, 0 },
 };
 
@@ -127,6 +145,39 @@ static const char *package_dir(char *buf, size_t size)
 			continue;
 		snprintf(buf, size, "%s/heapsnap", dirs[i]);
 		if (is_dir(buf))
+			return buf;
+	}
+	return NULL;
+}
+
+/* libheapsnap_preload.so, found like the Python package: the build tree
+ * (lib/ beside the CLI), the install prefix (lib/heapsnap), the package. */
+static const char *preload_path(char *buf, size_t size, const char *pkg)
+{
+	char exe[2048];
+	struct stat st;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			const char *rel[] = { "lib/libheapsnap_preload.so", "../lib/heapsnap/libheapsnap_preload.so",
+			                      "../lib64/heapsnap/libheapsnap_preload.so" };
+			for (int i = 0; i < 3; i++) {
+				snprintf(buf, size, "%s/%s", exe, rel[i]);
+				if (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) {
+					char real[4096];
+					if (realpath(buf, real))
+						snprintf(buf, size, "%s", real);
+					return buf;
+				}
+			}
+		}
+	}
+	if (pkg) {
+		snprintf(buf, size, "%s/libheapsnap_preload.so", pkg);
+		if (stat(buf, &st) == 0 && S_ISREG(st.st_mode))
 			return buf;
 	}
 	return NULL;
@@ -268,6 +319,68 @@ int cmd_record(int argc, const char **argv)
 	if ((o.snapshot_every_us || o.snapshot_growth > 0) && a.no_agent) {
 		rc = hs_cli_usage_error(self, "snapshots need the agent: drop --no-agent");
 		goto done;
+	}
+	char track_opts[256], preload[4300];
+	if (!a.lines && (a.native || a.exact || a.sample_bytes || a.all_frames || a.seed)) {
+		rc = hs_cli_usage_error(self, "--native, --exact, --sample-bytes, --all-frames and --seed "
+		                        "go with --lines");
+		goto done;
+	}
+	if (a.lines) {
+		if (a.no_agent) {
+			rc = hs_cli_usage_error(self, "--lines needs the agent: drop --no-agent");
+			goto done;
+		}
+		if (a.exact && a.sample_bytes) {
+			rc = hs_cli_usage_error(self, "give either --exact or --sample-bytes");
+			goto done;
+		}
+		if (a.native && !o.argv) {
+			rc = hs_cli_usage_error(self, "--native works for commands record starts, not with "
+			                        "--pid (the interposer is loaded at start-up)");
+			goto done;
+		}
+		int64_t mean = 512 * 1024;
+		if (a.sample_bytes) {
+			char *end;
+			double v = strtod(a.sample_bytes, &end);
+			double mul = 1;
+			if (*end == 'k' || *end == 'K') mul = 1024, end++;
+			else if (*end == 'm' || *end == 'M') mul = 1024.0 * 1024, end++;
+			if (end == a.sample_bytes || *end || !(v >= 1) || v * mul > 1e12) {
+				rc = hs_cli_usage_error(self, "--sample-bytes expects a size of at least 1 "
+				                        "(e.g. 524288, 512k, 1m), not '%s'", a.sample_bytes);
+				goto done;
+			}
+			mean = (int64_t)(v * mul);
+		}
+		unsigned long long seed = 0;
+		if (a.seed) {
+			char *end;
+			seed = strtoull(a.seed, &end, 10);
+			if (!a.seed[0] || *end || a.seed[0] == '-') {
+				rc = hs_cli_usage_error(self, "--seed expects a non-negative integer, not '%s'", a.seed);
+				goto done;
+			}
+		}
+		int n = a.exact ? snprintf(track_opts, sizeof(track_opts), "exact")
+		                : snprintf(track_opts, sizeof(track_opts), "sample=%lld", (long long)mean);
+		if (a.seed)
+			n += snprintf(track_opts + n, sizeof(track_opts) - (size_t)n, ",seed=%llu", seed);
+		if (a.all_frames)
+			snprintf(track_opts + n, sizeof(track_opts) - (size_t)n, ",all_frames");
+		o.lines = 1;
+		o.agent = 1;
+		o.track_opts = track_opts;
+		if (a.native) {
+			o.preload = preload_path(preload, sizeof(preload), o.package_dir);
+			if (!o.preload) {
+				rc = hs_cli_errorf("cannot find libheapsnap_preload.so (beside heapsnap, in "
+				                      "its lib/heapsnap directory or in the Python package); "
+				                      "reinstall heapsnap or drop --native");
+				goto done;
+			}
+		}
 	}
 	char out[4200];
 	if (a.out) {

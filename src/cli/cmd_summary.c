@@ -18,7 +18,8 @@ typedef struct summary_args {
 const hs_cli_option hs_cli_opts_summary[] = {
 	{ HS_OPT_SIZE, "top", 0, "N", "show the N largest rows (default 25; 0: all)",
 	  offsetof(summary_args, top) },
-	{ HS_OPT_STRING, "by", 0, "type|module", "group by type (default) or by module",
+	{ HS_OPT_STRING, "by", 0, "type|module|site",
+	  "group by type (default), module or allocation site (dumped while tracking)",
 	  offsetof(summary_args, by) },
 	{ HS_OPT_FLAG, "json", 0, NULL, "print JSON (formats/summary.schema.json)",
 	  offsetof(summary_args, json) },
@@ -71,10 +72,15 @@ int cmd_summary(int argc, const char **argv)
 	if (rc >= 0)
 		return rc;
 	hs_summary_options so = HS_SUMMARY_OPTIONS_INIT;
-	if ((rc = hs_cli__group_by(self, args.by, &so.by)) >= 0)
+	int by_site = args.by && !strcmp(args.by, "site");
+	if (by_site)
+		so.by = HS_GROUP_SITE;
+	else if ((rc = hs_cli__group_by(self, args.by, &so.by)) >= 0)
 		return rc;
 	if (npos != 1)
 		return hs_cli_usage_error(self, "expected one snapshot, index or recording");
+	if (by_site && (hs_procset_sniff(pos[0]) || hs_cli_is_recording(pos[0])))
+		return hs_cli_usage_error(self, "--by site needs a snapshot, not an index or a recording");
 	if (hs_procset_sniff(pos[0]))
 		return summary_set(pos[0], &so, args.top, args.json);
 	if (hs_cli_is_recording(pos[0]))

@@ -26,12 +26,18 @@ const hs_cli_command hs_cli_commands[] = {
 	  "graph SNAP (--type T | --address A) [--backrefs|--refs] [--depth N] [--max-nodes N] "
 	  "[--filter EXPR] -o OUT.{svg,png,pdf,dot}  |  graph --leak A B C... -o OUT.{svg,png,pdf,dot}",
 	  HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_graph },
+	{ "flamegraph", cmd_flamegraph, "the allocation stacks of a `record --lines` recording as an SVG flame graph",
+	  "flamegraph REC [--live|--peak|--allocated] [--pid P] [--title T] [--width W] -o FILE.svg", 0,
+	  hs_cli_opts_flamegraph },
 	{ "help", cmd_help, "show help for heapsnap or one of its commands",
 	  "help [COMMAND]", 0, hs_cli_opts_help },
 	{ "info", cmd_info, "show what a snapshot or a recording records, and its contents",
 	  "info SNAP|REC [--json]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_info },
 	{ "leaks", cmd_leaks, "find what grows in every interval across 3+ snapshots, and why",
 	  "leaks A B C... [--top N] [--json] [--exit-code]", HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_leaks },
+	{ "lines", cmd_lines, "which lines allocated the memory: per-line figures of a `record --lines` recording",
+	  "lines REC [--by live|peak|allocated] [--top N] [--file F] [--function F] [--pid P] [--json]", 0,
+	  hs_cli_opts_lines },
 	{ "paths", cmd_paths, "why objects are alive: their shortest retention paths from the roots",
 	  "paths SNAP (--type T | --address A) [--limit N] [--max-depth D] [--json]",
 	  HS_CMD_NEEDS_SNAPSHOT, hs_cli_opts_paths },
@@ -40,7 +46,9 @@ const hs_cli_command hs_cli_commands[] = {
 	  "[--width W] [--height H] [--title T] [--top N] [--types N] [--json]", 0, hs_cli_opts_plot },
 	{ "record", cmd_record, "record memory over time of a command or a process, and its children",
 	  "record [-o FILE.hsrec] [--interval 10ms] [--children|--no-children] [--heap-every 1s] "
-	  "[--snapshot-every S | --snapshot-on-growth PCT] [--duration S] (-- CMD [ARGS...] | --pid PID)",
+	  "[--snapshot-every S | --snapshot-on-growth PCT] [--duration S] "
+	  "[--lines [--native] [--exact | --sample-bytes N] [--all-frames] [--seed N]] "
+	  "(-- CMD [ARGS...] | --pid PID)",
 	  0, hs_cli_opts_record },
 	{ "retained", cmd_retained, "what freeing an object would free: retained sizes (dominator tree)",
 	  "retained SNAP [--top N] [--by object|type] [--json]", HS_CMD_NEEDS_SNAPSHOT,
@@ -51,7 +59,7 @@ const hs_cli_command hs_cli_commands[] = {
 	{ "stats", cmd_stats, "a running process's memory, and its Python figures from its agent",
 	  "stats PID [--json] [--fast] [--types N] [--timeout S]", 0, hs_cli_opts_stats },
 	{ "summary", cmd_summary, "objects and bytes per type, next to the process's memory",
-	  "summary SNAP|INDEX|REC [--top N] [--by type|module] [--json]", HS_CMD_NEEDS_SNAPSHOT,
+	  "summary SNAP|INDEX|REC [--top N] [--by type|module|site] [--json]", HS_CMD_NEEDS_SNAPSHOT,
 	  hs_cli_opts_summary },
 	{ "timeline", cmd_timeline, "a recording's processes, peaks, phases and markers over time",
 	  "timeline REC [--json] [--samples] [--max-samples N]", 0, hs_cli_opts_timeline },

@@ -51,6 +51,7 @@ typedef struct reader {
 
 	/* Decoding state. */
 	uint64_t strings, types, nodes, edges, roots, metas;
+	uint64_t site_locs, site_stacks;
 	uint64_t last_address; /* of the last complete node, for continuations */
 	uint32_t last_type;
 	int have_last;
@@ -98,6 +99,8 @@ static const char *kind_name(uint32_t kind)
 	case HS_SECTION_INDEX: return "INDEX";
 	case HS_SECTION_META_END: return "META_END";
 	case HS_SECTION_SIZES: return "SIZES";
+	case HS_SECTION_SITES: return "SITES";
+	case HS_SECTION_ALLOCS: return "ALLOCS";
 	default: return "unknown";
 	}
 }
@@ -414,6 +417,101 @@ static int decode_sizes(reader *r, const uint8_t *raw, uint32_t len)
 	return 0;
 }
 
+static int decode_sites(reader *r, const uint8_t *raw, uint32_t len)
+{
+	static const char *where = "SITES section";
+	hs_cursor c = { raw, raw + len };
+	uint64_t sample_bytes, nlocs, nstacks;
+	HS_TRY(wrap(r, hs_cursor_varint(&c, &sample_bytes, "sampling interval"), where));
+	HS_TRY(wrap(r, hs_cursor_varint(&c, &nlocs, "location count"), where));
+	if (nlocs > hs_cursor_left(&c) / 4 || r->site_locs + nlocs >= UINT32_MAX)
+		return FAIL(r, HS_EFORMAT, "corrupt SITES section (%llu locations cannot fit in %u bytes)",
+		            (unsigned long long)nlocs, len);
+	if (r->v->sites)
+		HS_TRY(r->v->sites(sample_bytes, r->payload));
+	for (uint64_t i = 0; i < nlocs; i++) {
+		uint64_t file, func, line, flags;
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &file, "location file"), where));
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &func, "location function"), where));
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &line, "location line"), where));
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &flags, "location flags"), where));
+		if (line > INT32_MAX || (flags & ~(uint64_t)HS_SITE_FLAGS_KNOWN))
+			return FAIL(r, HS_EFORMAT, "corrupt SITES section (location %llu: line %llu, flags 0x%llx)",
+			            (unsigned long long)(r->site_locs), (unsigned long long)line,
+			            (unsigned long long)flags);
+		hs_site_loc l = { 0, 0, (uint32_t)line, (uint32_t)flags };
+		HS_TRY(string_ref(r, file, &l.file, where));
+		HS_TRY(string_ref(r, func, &l.function, where));
+		if (r->v->site_loc)
+			HS_TRY(r->v->site_loc((uint32_t)r->site_locs, &l, r->payload));
+		r->site_locs++;
+	}
+	HS_TRY(wrap(r, hs_cursor_varint(&c, &nstacks, "stack count"), where));
+	if (nstacks > hs_cursor_left(&c) || r->site_stacks + nstacks >= UINT32_MAX)
+		return FAIL(r, HS_EFORMAT, "corrupt SITES section (%llu stacks cannot fit in %u bytes)",
+		            (unsigned long long)nstacks, len);
+	uint32_t frames[HS_SITE_MAX_FRAMES];
+	for (uint64_t i = 0; i < nstacks; i++) {
+		uint64_t n;
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &n, "stack depth"), where));
+		if (n > HS_SITE_MAX_FRAMES)
+			return FAIL(r, HS_EFORMAT, "corrupt SITES section (stack of %llu frames, at most %u)",
+			            (unsigned long long)n, HS_SITE_MAX_FRAMES);
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t loc;
+			HS_TRY(wrap(r, hs_cursor_varint(&c, &loc, "stack frame"), where));
+			if (loc >= r->site_locs)
+				return FAIL(r, HS_EFORMAT, "corrupt SITES section (location %llu not defined before it)",
+				            (unsigned long long)loc);
+			frames[k] = (uint32_t)loc;
+		}
+		if (r->v->site_stack)
+			HS_TRY(r->v->site_stack((uint32_t)r->site_stacks, frames, (uint32_t)n, r->payload));
+		r->site_stacks++;
+	}
+	if (hs_cursor_left(&c))
+		return FAIL(r, HS_EFORMAT, "corrupt SITES section (%zu trailing bytes)", hs_cursor_left(&c));
+	return 0;
+}
+
+static int decode_allocs(reader *r, const uint8_t *raw, uint32_t len)
+{
+	static const char *where = "ALLOCS section";
+	hs_cursor c = { raw, raw + len };
+	uint64_t count;
+	HS_TRY(wrap(r, hs_cursor_varint(&c, &count, "count"), where));
+	if (count > len / 4)
+		return FAIL(r, HS_EFORMAT, "corrupt ALLOCS section (%llu blocks cannot fit in %u bytes)",
+		            (unsigned long long)count, len);
+	hs_cursor st[4];
+	static const char *const names[4] = { "address stream", "stack stream", "size stream", "time stream" };
+	for (int i = 0; i < 4; i++)
+		HS_TRY(wrap(r, hs_cursor_sub(&c, &st[i], names[i]), where));
+	if (hs_cursor_left(&c))
+		return FAIL(r, HS_EFORMAT, "corrupt ALLOCS section (%zu trailing bytes)", hs_cursor_left(&c));
+	uint64_t addr = 0, time = 0;
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t da, stack, size, dt;
+		HS_TRY(wrap(r, hs_cursor_varint(&st[0], &da, "block address"), where));
+		HS_TRY(wrap(r, hs_cursor_varint(&st[1], &stack, "block stack"), where));
+		HS_TRY(wrap(r, hs_cursor_varint(&st[2], &size, "block size"), where));
+		HS_TRY(wrap(r, hs_cursor_varint(&st[3], &dt, "block time"), where));
+		if (stack >= r->site_stacks)
+			return FAIL(r, HS_EFORMAT, "corrupt ALLOCS section (stack %llu not defined before it)",
+			            (unsigned long long)stack);
+		addr += (uint64_t)hs_zigzag_decode(da);
+		time += (uint64_t)hs_zigzag_decode(dt);
+		hs_alloc_record a = { addr, (uint32_t)stack, size, time };
+		if (r->v->alloc)
+			HS_TRY(r->v->alloc(&a, r->payload));
+	}
+	for (int i = 0; i < 4; i++)
+		if (hs_cursor_left(&st[i]))
+			return FAIL(r, HS_EFORMAT, "corrupt ALLOCS section (%zu bytes left in its %s)",
+			            hs_cursor_left(&st[i]), names[i]);
+	return 0;
+}
+
 static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t offset)
 {
 	char where[64];
@@ -590,6 +688,18 @@ static int read_all(reader *r)
 		case HS_SECTION_SIZES:
 			HS_TRY(section_raw(r, s, &raw));
 			HS_TRY(decode_sizes(r, raw, s->raw));
+			break;
+		case HS_SECTION_SITES:
+			if (r->v->sites || r->v->site_loc || r->v->site_stack || r->v->alloc) {
+				HS_TRY(section_raw(r, s, &raw));
+				HS_TRY(decode_sites(r, raw, s->raw));
+			}
+			break;
+		case HS_SECTION_ALLOCS:
+			if (r->v->alloc) {
+				HS_TRY(section_raw(r, s, &raw));
+				HS_TRY(decode_allocs(r, raw, s->raw));
+			}
 			break;
 		case HS_SECTION_META_END:
 			if (meta_end)

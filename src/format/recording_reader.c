@@ -50,6 +50,15 @@ typedef struct proc_data {
 	unsigned owned;        /* bit m: metric[m] is an allocation of its own */
 	hs_rec_types *types;
 	size_t types_count, types_cap;
+	/* allocation sites (record --lines) */
+	int tracked;
+	hs_rec_track track;
+	hs_rec_site_loc *locs;
+	size_t locs_cap;
+	hs_rec_site_stack *stacks;
+	hs_rec_site_fig *figs, *peak_figs;
+	size_t stacks_cap;
+	uint32_t **stack_locs; /* owned frame arrays, per stack id */
 } proc_data;
 
 struct hs_recording {
@@ -585,6 +594,251 @@ static int block_note(loader *l, hs_cursor *c)
 	return 0;
 }
 
+/* ---- allocation sites (record --lines): blocks 13-16 ---- */
+
+#define BLOCK_TRACK 13
+#define BLOCK_SITES 14
+#define BLOCK_SITE_DELTA 15
+#define BLOCK_PEAK 16
+#define MAX_SITE_ID (1u << 26)
+
+static int block_track(loader *l, hs_cursor *c)
+{
+	proc_data *p;
+	int64_t t;
+	uint64_t flags, mean, seed;
+	HS_TRY(rd_proc(l, c, &p));
+	HS_TRY(rd_s(l, c, &t, "time"));
+	HS_TRY(rd_u(l, c, &flags, "tracking flags"));
+	HS_TRY(rd_u(l, c, &mean, "sample bytes"));
+	HS_TRY(rd_u(l, c, &seed, "seed"));
+	HS_TRY(rd_str(l, c, &p->track.settings.peak_basis, "peak basis"));
+	p->track.settings.flags = (unsigned)flags;
+	p->track.settings.sample_bytes = (int64_t)mean;
+	p->track.settings.seed = seed;
+	if (!p->tracked) {
+		p->track.start = us_to_s(t);
+		p->track.last = us_to_s(t);
+		p->track.peak_bytes = -1;
+	}
+	p->tracked = 1;
+	return 0;
+}
+
+static int grow_locs(proc_data *p, uint64_t id)
+{
+	if (id < p->locs_cap)
+		return 0;
+	size_t cap = p->locs_cap ? p->locs_cap : 64;
+	while (cap <= id)
+		cap *= 2;
+	hs_rec_site_loc *n = hs_reallocarray(p->locs, cap, sizeof(*n));
+	if (!n)
+		return HS_ENOMEM;
+	memset(n + p->locs_cap, 0, (cap - p->locs_cap) * sizeof(*n));
+	for (size_t i = p->locs_cap; i < cap; i++)
+		n[i].id = (uint32_t)i;
+	p->locs = n;
+	p->locs_cap = cap;
+	return 0;
+}
+
+static int grow_stacks(proc_data *p, uint64_t id)
+{
+	if (id < p->stacks_cap)
+		return 0;
+	size_t cap = p->stacks_cap ? p->stacks_cap : 64, old = p->stacks_cap;
+	while (cap <= id)
+		cap *= 2;
+	hs_rec_site_stack *s = hs_reallocarray(p->stacks, cap, sizeof(*s));
+	if (!s)
+		return HS_ENOMEM;
+	p->stacks = s;
+	hs_rec_site_fig *f = hs_reallocarray(p->figs, cap, sizeof(*f));
+	if (!f)
+		return HS_ENOMEM;
+	p->figs = f;
+	hs_rec_site_fig *pf = hs_reallocarray(p->peak_figs, cap, sizeof(*pf));
+	if (!pf)
+		return HS_ENOMEM;
+	p->peak_figs = pf;
+	uint32_t **sl = hs_reallocarray(p->stack_locs, cap, sizeof(*sl));
+	if (!sl)
+		return HS_ENOMEM;
+	p->stack_locs = sl;
+	memset(s + old, 0, (cap - old) * sizeof(*s));
+	memset(f + old, 0, (cap - old) * sizeof(*f));
+	memset(pf + old, 0, (cap - old) * sizeof(*pf));
+	memset(sl + old, 0, (cap - old) * sizeof(*sl));
+	for (size_t i = old; i < cap; i++) {
+		s[i].id = f[i].stack = pf[i].stack = (uint32_t)i;
+		s[i].tid = -1;
+	}
+	p->stacks_cap = cap;
+	return 0;
+}
+
+static void track_publish(proc_data *p)
+{
+	p->track.locs = p->locs;
+	p->track.stacks = p->stacks;
+	p->track.figs = p->figs;
+	p->track.peak_figs = p->peak_figs;
+}
+
+static int block_sites(loader *l, hs_cursor *c)
+{
+	proc_data *p;
+	uint64_t n;
+	HS_TRY(rd_proc(l, c, &p));
+	if (!p->tracked)
+		return corrupt(l, "sites before the tracking settings");
+	HS_TRY(rd_u(l, c, &n, "location count"));
+	if (n > hs_cursor_left(c))
+		return corrupt(l, "locations beyond the block");
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t id, flags;
+		int64_t line, first;
+		const char *file, *fn;
+		HS_TRY(rd_u(l, c, &id, "location id"));
+		HS_TRY(rd_str(l, c, &file, "location file"));
+		HS_TRY(rd_str(l, c, &fn, "location function"));
+		HS_TRY(rd_s(l, c, &line, "location line"));
+		HS_TRY(rd_s(l, c, &first, "location first line"));
+		HS_TRY(rd_u(l, c, &flags, "location flags"));
+		if (id >= MAX_SITE_ID)
+			return corrupt(l, "location id out of range");
+		HS_TRY(grow_locs(p, id));
+		hs_rec_site_loc *loc = &p->locs[id];
+		loc->file = file ? file : "";
+		loc->function = fn ? fn : "";
+		loc->line = (int32_t)line;
+		loc->first_line = (int32_t)first;
+		loc->flags = (unsigned)flags;
+		if (id + 1 > p->track.nlocs)
+			p->track.nlocs = (size_t)id + 1;
+	}
+	HS_TRY(rd_u(l, c, &n, "stack count"));
+	if (n > hs_cursor_left(c))
+		return corrupt(l, "stacks beyond the block");
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t id, kind, trunc, nf;
+		int64_t tid;
+		const char *thread;
+		HS_TRY(rd_u(l, c, &id, "stack id"));
+		HS_TRY(rd_u(l, c, &kind, "stack kind"));
+		HS_TRY(rd_s(l, c, &tid, "stack thread id"));
+		HS_TRY(rd_str(l, c, &thread, "stack thread"));
+		HS_TRY(rd_u(l, c, &trunc, "stack truncated"));
+		HS_TRY(rd_u(l, c, &nf, "stack depth"));
+		if (id >= MAX_SITE_ID || nf > 4096 || nf > hs_cursor_left(c))
+			return corrupt(l, "stack out of range");
+		HS_TRY(grow_stacks(p, id));
+		uint32_t *fr = hs_calloc(nf ? nf : 1, sizeof(*fr));
+		if (!fr)
+			return HS_ENOMEM;
+		for (uint64_t k = 0; k < nf; k++) {
+			uint64_t loc;
+			int rc = rd_u(l, c, &loc, "stack frame");
+			if (rc == 0 && loc >= MAX_SITE_ID)
+				rc = corrupt(l, "stack frame out of range");
+			if (rc < 0) {
+				hs_free(fr);
+				return rc;
+			}
+			fr[k] = (uint32_t)loc;
+		}
+		hs_free(p->stack_locs[id]);
+		p->stack_locs[id] = fr;
+		hs_rec_site_stack *s = &p->stacks[id];
+		s->defined = 1;
+		s->kind = (unsigned)kind;
+		s->tid = tid;
+		s->thread = thread;
+		s->truncated = trunc != 0;
+		s->n = (size_t)nf;
+		s->locs = fr;
+		if (id + 1 > p->track.nstacks)
+			p->track.nstacks = (size_t)id + 1;
+	}
+	track_publish(p);
+	return 0;
+}
+
+static int read_figs(loader *l, hs_cursor *c, proc_data *p, int alloc, int peak)
+{
+	uint64_t n;
+	HS_TRY(rd_u(l, c, &n, "row count"));
+	if (n > hs_cursor_left(c))
+		return corrupt(l, "rows beyond the block");
+	if (peak)
+		for (size_t i = 0; i < p->stacks_cap; i++)
+			p->peak_figs[i].live_n = p->peak_figs[i].live_b = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t id;
+		int64_t an = 0, ab = 0, ln, lb;
+		HS_TRY(rd_u(l, c, &id, "stack id"));
+		if (alloc) {
+			HS_TRY(rd_s(l, c, &an, "allocated count"));
+			HS_TRY(rd_s(l, c, &ab, "allocated bytes"));
+		}
+		HS_TRY(rd_s(l, c, &ln, "live count"));
+		HS_TRY(rd_s(l, c, &lb, "live bytes"));
+		if (id >= MAX_SITE_ID)
+			return corrupt(l, "stack id out of range");
+		HS_TRY(grow_stacks(p, id));
+		if (id + 1 > p->track.nstacks)
+			p->track.nstacks = (size_t)id + 1;
+		hs_rec_site_fig *f = peak ? &p->peak_figs[id] : &p->figs[id];
+		f->alloc_n += an;
+		f->alloc_b += ab;
+		if (peak) {
+			f->live_n = ln;
+			f->live_b = lb;
+		} else {
+			f->live_n += ln;
+			f->live_b += lb;
+		}
+	}
+	track_publish(p);
+	return 0;
+}
+
+static int block_site_delta(loader *l, hs_cursor *c)
+{
+	proc_data *p;
+	int64_t t;
+	HS_TRY(rd_proc(l, c, &p));
+	if (!p->tracked)
+		return corrupt(l, "site figures before the tracking settings");
+	HS_TRY(rd_s(l, c, &t, "time"));
+	HS_TRY(read_figs(l, c, p, 1, 0));
+	p->track.last = us_to_s(t);
+	p->track.deltas++;
+	return 0;
+}
+
+static int block_peak(loader *l, hs_cursor *c)
+{
+	proc_data *p;
+	int64_t t, total;
+	HS_TRY(rd_proc(l, c, &p));
+	if (!p->tracked)
+		return corrupt(l, "a peak before the tracking settings");
+	HS_TRY(rd_s(l, c, &t, "time"));
+	HS_TRY(rd_s(l, c, &total, "peak bytes"));
+	HS_TRY(read_figs(l, c, p, 0, 1));
+	p->track.peak_bytes = total;
+	p->track.peak_t = us_to_s(t);
+	return 0;
+}
+
+const hs_rec_track *hs_rec_process_track(const hs_rec_process *pub)
+{
+	const proc_data *p = (const proc_data *)pub;
+	return p && p->tracked ? &p->track : NULL;
+}
+
 static int decode_chunk(loader *l, const uint8_t *raw, size_t len)
 {
 	hs_recording *r = l->r;
@@ -646,6 +900,10 @@ static int decode_chunk(loader *l, const uint8_t *raw, size_t len)
 		case HS_REC_BLOCK_SNAPSHOT: HS_TRY(block_snapshot(l, &b)); break;
 		case HS_REC_BLOCK_NOTE: HS_TRY(block_note(l, &b)); break;
 		case HS_REC_BLOCK_PROC_FLAGS: HS_TRY(block_flags(l, &b)); break;
+		case BLOCK_TRACK: HS_TRY(block_track(l, &b)); break;
+		case BLOCK_SITES: HS_TRY(block_sites(l, &b)); break;
+		case BLOCK_SITE_DELTA: HS_TRY(block_site_delta(l, &b)); break;
+		case BLOCK_PEAK: HS_TRY(block_peak(l, &b)); break;
 		case HS_REC_BLOCK_SAMPLER: {
 			uint64_t cpu;
 			HS_TRY(rd_u(l, &b, &cpu, "sampler CPU"));
@@ -667,7 +925,8 @@ static int decode_chunk(loader *l, const uint8_t *raw, size_t len)
 		default:
 			break; /* unknown blocks are skipped: newer writers stay readable */
 		}
-		if (kind <= HS_REC_BLOCK_PROC_FLAGS && kind != HS_REC_BLOCK_SERIES && hs_cursor_left(&b))
+		if (((kind <= HS_REC_BLOCK_PROC_FLAGS && kind != HS_REC_BLOCK_SERIES) ||
+		     (kind >= BLOCK_TRACK && kind <= BLOCK_PEAK)) && hs_cursor_left(&b))
 			return corrupt(l, "block with bytes left over");
 	}
 	if (!l->saw_start)
@@ -1098,6 +1357,13 @@ void hs_recording_free(hs_recording *r)
 			if (p->owned & (1u << m))
 				hs_free(p->metric[m]);
 		hs_free(p->types);
+		for (size_t k = 0; k < p->stacks_cap; k++)
+			hs_free(p->stack_locs[k]);
+		hs_free(p->stack_locs);
+		hs_free(p->stacks);
+		hs_free(p->figs);
+		hs_free(p->peak_figs);
+		hs_free(p->locs);
 		hs_free(p);
 	}
 	hs_free(r->procs);

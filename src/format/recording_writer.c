@@ -652,3 +652,114 @@ void hs_rec_writer_free(hs_rec_writer *w)
 	hs_free(w->path);
 	hs_free(w);
 }
+
+/* ------------------------------------------------------------------ */
+/* allocation sites (record --lines)                                   */
+
+#define BLOCK_TRACK 13
+#define BLOCK_SITES 14
+#define BLOCK_SITE_DELTA 15
+#define BLOCK_PEAK 16
+
+int hs_rec_writer_track(hs_rec_writer *w, size_t proc, int64_t t_us, const hs_rec_track_settings *s)
+{
+	HS_TRY(check_proc(w, proc));
+	uint64_t ref;
+	HS_TRY(string_ref(w, &ref, s->peak_basis ? s->peak_basis : ""));
+	hs_buf *b = &w->scratch;
+	HS_TRY(hs_buf_put_varint(b, proc));
+	HS_TRY(put_sv(b, t_us));
+	HS_TRY(hs_buf_put_varint(b, s->flags));
+	HS_TRY(hs_buf_put_varint(b, (uint64_t)(s->sample_bytes > 0 ? s->sample_bytes : 0)));
+	HS_TRY(hs_buf_put_varint(b, s->seed));
+	HS_TRY(hs_buf_put_varint(b, ref));
+	return end_block(w, BLOCK_TRACK);
+}
+
+int hs_rec_writer_sites(hs_rec_writer *w, size_t proc, const hs_rec_site_loc *locs, size_t nlocs,
+                        const hs_rec_site_stack *stacks, size_t nstacks)
+{
+	HS_TRY(check_proc(w, proc));
+	/* strings first: string_ref may add to the chunk's string table, not to scratch */
+	uint64_t *refs = hs_calloc(2 * nlocs + nstacks + 1, sizeof(*refs));
+	if (!refs)
+		return HS_ENOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < nlocs && rc == 0; i++) {
+		rc = string_ref(w, &refs[2 * i], locs[i].file ? locs[i].file : "");
+		if (rc == 0)
+			rc = string_ref(w, &refs[2 * i + 1], locs[i].function ? locs[i].function : "");
+	}
+	for (size_t i = 0; i < nstacks && rc == 0; i++) {
+		refs[2 * nlocs + i] = 0;
+		if (stacks[i].thread)
+			rc = string_ref(w, &refs[2 * nlocs + i], stacks[i].thread);
+	}
+	hs_buf *b = &w->scratch;
+	if (rc == 0) rc = hs_buf_put_varint(b, proc);
+	if (rc == 0) rc = hs_buf_put_varint(b, nlocs);
+	for (size_t i = 0; i < nlocs && rc == 0; i++) {
+		rc = hs_buf_put_varint(b, locs[i].id);
+		if (rc == 0) rc = hs_buf_put_varint(b, refs[2 * i]);
+		if (rc == 0) rc = hs_buf_put_varint(b, refs[2 * i + 1]);
+		if (rc == 0) rc = put_sv(b, locs[i].line);
+		if (rc == 0) rc = put_sv(b, locs[i].first_line);
+		if (rc == 0) rc = hs_buf_put_varint(b, locs[i].flags);
+	}
+	if (rc == 0) rc = hs_buf_put_varint(b, nstacks);
+	for (size_t i = 0; i < nstacks && rc == 0; i++) {
+		const hs_rec_site_stack *s = &stacks[i];
+		rc = hs_buf_put_varint(b, s->id);
+		if (rc == 0) rc = hs_buf_put_varint(b, s->kind);
+		if (rc == 0) rc = put_sv(b, s->tid);
+		if (rc == 0) rc = hs_buf_put_varint(b, refs[2 * nlocs + i]);
+		if (rc == 0) rc = hs_buf_put_varint(b, s->truncated ? 1 : 0);
+		if (rc == 0) rc = hs_buf_put_varint(b, s->n);
+		for (size_t k = 0; k < s->n && rc == 0; k++)
+			rc = hs_buf_put_varint(b, s->locs[k]);
+	}
+	hs_free(refs);
+	if (rc < 0) {
+		hs_buf_clear(b);
+		return rc;
+	}
+	return end_block(w, BLOCK_SITES);
+}
+
+static int put_figs(hs_buf *b, const hs_rec_site_fig *rows, size_t n, int alloc)
+{
+	HS_TRY(hs_buf_put_varint(b, n));
+	for (size_t i = 0; i < n; i++) {
+		HS_TRY(hs_buf_put_varint(b, rows[i].stack));
+		if (alloc) {
+			HS_TRY(put_sv(b, rows[i].alloc_n));
+			HS_TRY(put_sv(b, rows[i].alloc_b));
+		}
+		HS_TRY(put_sv(b, rows[i].live_n));
+		HS_TRY(put_sv(b, rows[i].live_b));
+	}
+	return 0;
+}
+
+int hs_rec_writer_site_delta(hs_rec_writer *w, size_t proc, int64_t t_us, const hs_rec_site_fig *rows,
+                             size_t n)
+{
+	HS_TRY(check_proc(w, proc));
+	hs_buf *b = &w->scratch;
+	HS_TRY(hs_buf_put_varint(b, proc));
+	HS_TRY(put_sv(b, t_us));
+	HS_TRY(put_figs(b, rows, n, 1));
+	return end_block(w, BLOCK_SITE_DELTA);
+}
+
+int hs_rec_writer_peak(hs_rec_writer *w, size_t proc, int64_t t_us, int64_t peak_bytes,
+                       const hs_rec_site_fig *rows, size_t n)
+{
+	HS_TRY(check_proc(w, proc));
+	hs_buf *b = &w->scratch;
+	HS_TRY(hs_buf_put_varint(b, proc));
+	HS_TRY(put_sv(b, t_us));
+	HS_TRY(put_sv(b, peak_bytes));
+	HS_TRY(put_figs(b, rows, n, 0));
+	return end_block(w, BLOCK_PEAK);
+}

@@ -73,6 +73,7 @@ struct hs_writer {
 	int closing;
 	int failed;           /* a negative code once the writing side failed */
 	char failure[512];
+	int failed_errno;     /* errno of the failed call there (errno is per thread) */
 	hs_buf spare[QUEUE_SLOTS + 1]; /* recycled raw buffers */
 	size_t spare_count;
 
@@ -108,9 +109,18 @@ struct hs_writer {
 	uint32_t pending_size_count;
 	uint64_t prev_size_address;
 
+	/* Allocation sites: ids defined so far, the pending ALLOCS chunk. */
+	uint32_t site_locs, site_stacks;
+	int have_sites;
+	hs_buf alloc_streams[4]; /* address, stack, size, time */
+	uint32_t alloc_count;
+	uint64_t prev_alloc_address, prev_alloc_time;
+
 	hs_totals totals;
 	size_t peak_buffers;
 };
+
+#define ALLOCS_CHUNK 65536u
 
 /* ------------------------------------------------------------------ */
 /* Writing side: compress, checksum, write.                            */
@@ -121,9 +131,12 @@ static int write_all(hs_writer *w, const void *data, size_t len)
 	while (len > 0) {
 		ssize_t n = write(w->fd, p, len);
 		if (n < 0) {
-			if (errno == EINTR)
+			int e = errno;
+			if (e == EINTR)
 				continue;
-			return hs_error_set(HS_EIO, "cannot write '%s': %s", w->tmp_path, strerror(errno));
+			int rc = hs_error_set(HS_EIO, "cannot write '%s': %s", w->tmp_path, strerror(e));
+			errno = e;
+			return rc;
 		}
 		p += n;
 		len -= (size_t)n;
@@ -205,9 +218,12 @@ static void *writer_thread(void *arg)
 		job j = w->queue[w->q_head];
 		pthread_mutex_unlock(&w->lock);
 
-		int rc = 0;
-		if (!w->failed)
+		int rc = 0, e = 0;
+		if (!w->failed) {
+			errno = 0;
 			rc = emit_section(w, j.kind, j.raw.data, j.raw.len, 1);
+			e = errno;
+		}
 
 		pthread_mutex_lock(&w->lock);
 		w->q_head = (w->q_head + 1) % QUEUE_SLOTS;
@@ -216,11 +232,22 @@ static void *writer_thread(void *arg)
 		pthread_cond_broadcast(&w->cond);
 		if (rc < 0 && !w->failed) {
 			w->failed = rc;
+			w->failed_errno = e;
 			snprintf(w->failure, sizeof(w->failure), "%s", hs_error_last());
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
+}
+
+/* The writing thread's failure again, in the caller's thread: its message
+ * and its errno (an OSError raised from it needs ENOSPC, not EIO). */
+static int replay_failure(hs_writer *w)
+{
+	int rc = hs_error_set(w->failed, "%s", w->failure);
+	if (w->failed_errno)
+		errno = w->failed_errno;
+	return rc;
 }
 
 static int check_failed(hs_writer *w)
@@ -231,7 +258,7 @@ static int check_failed(hs_writer *w)
 	int f = w->failed;
 	pthread_mutex_unlock(&w->lock);
 	if (f)
-		return hs_error_set(f, "%s", w->failure);
+		return replay_failure(w);
 	return 0;
 }
 
@@ -240,9 +267,13 @@ static int submit(hs_writer *w, uint32_t kind, hs_buf *raw)
 {
 	if (!w->threaded) {
 		int rc = w->failed ? w->failed : emit_section(w, kind, raw->data, raw->len, 1);
+		int e = errno;
 		hs_buf_clear(raw);
-		if (rc < 0)
+		if (rc < 0 && !w->failed) {
 			w->failed = rc;
+			w->failed_errno = e;
+		}
+		errno = e;
 		return rc;
 	}
 	pthread_mutex_lock(&w->lock);
@@ -251,7 +282,7 @@ static int submit(hs_writer *w, uint32_t kind, hs_buf *raw)
 	if (w->failed) {
 		pthread_mutex_unlock(&w->lock);
 		hs_buf_clear(raw);
-		return hs_error_set(w->failed, "%s", w->failure);
+		return replay_failure(w);
 	}
 	job *j = &w->queue[(w->q_head + w->q_len) % QUEUE_SLOTS];
 	j->kind = kind;
@@ -359,6 +390,33 @@ static int flush_sizes(hs_writer *w)
 {
 	w->prev_size_address = 0;
 	return flush_counted(w, HS_SECTION_SIZES, &w->sizes, &w->pending_size_count);
+}
+
+static int flush_allocs(hs_writer *w)
+{
+	if (w->alloc_count == 0)
+		return 0;
+	size_t need = 10;
+	for (int i = 0; i < 4; i++)
+		need += w->alloc_streams[i].len + 10;
+	hs_buf raw = HS_BUF_INIT;
+	int rc = hs_buf_grow(&raw, need);
+	if (rc == 0) {
+		raw.len += hs_varint_encode(raw.data + raw.len, w->alloc_count);
+		for (int i = 0; i < 4; i++) {
+			raw.len += hs_varint_encode(raw.data + raw.len, w->alloc_streams[i].len);
+			if (w->alloc_streams[i].len)
+				memcpy(raw.data + raw.len, w->alloc_streams[i].data, w->alloc_streams[i].len);
+			raw.len += w->alloc_streams[i].len;
+		}
+		rc = submit(w, HS_SECTION_ALLOCS, &raw);
+	}
+	hs_buf_release(&raw);
+	for (int i = 0; i < 4; i++)
+		hs_buf_clear(&w->alloc_streams[i]);
+	w->alloc_count = 0;
+	w->prev_alloc_address = w->prev_alloc_time = 0;
+	return rc;
 }
 
 static int flush_roots(hs_writer *w)
@@ -475,6 +533,7 @@ int hs_writer_meta_end(hs_writer *w, const char *json, size_t len)
 	HS_TRY(flush_roots(w));
 	HS_TRY(flush_tables(w));
 	HS_TRY(flush_sizes(w));
+	HS_TRY(flush_allocs(w));
 	hs_buf raw = HS_BUF_INIT;
 	int rc = hs_buf_put(&raw, json, len);
 	if (rc == 0)
@@ -661,6 +720,88 @@ int hs_writer_root(hs_writer *w, const hs_root_record *r)
 	return 0;
 }
 
+int hs_writer_sites(hs_writer *w, uint64_t sample_bytes, const hs_site_loc *locs, uint32_t nlocs,
+                    const uint32_t *frames, const uint32_t *stack_len, uint32_t nstacks)
+{
+	HS_TRY(check_failed(w));
+	if (w->meta_end_written)
+		return hs_error_set(HS_EINVAL, "allocation sites after the closing metadata");
+	for (uint32_t i = 0; i < nlocs; i++) {
+		const hs_site_loc *l = &locs[i];
+		if ((l->file != HS_NO_STRING && l->file >= w->string_count) ||
+		    (l->function != HS_NO_STRING && l->function >= w->string_count))
+			return hs_error_set(HS_EINVAL, "site location %u refers to an undefined string", i);
+		if (l->flags & ~HS_SITE_FLAGS_KNOWN)
+			return hs_error_set(HS_EINVAL, "site location %u has unknown flags 0x%x", i, l->flags);
+	}
+	/* the strings it names, and every node, come first */
+	HS_TRY(flush_chunk(w));
+	HS_TRY(flush_tables(w));
+	hs_buf raw = HS_BUF_INIT;
+	int rc = hs_buf_put_varint(&raw, sample_bytes);
+	if (rc == 0)
+		rc = hs_buf_put_varint(&raw, nlocs);
+	for (uint32_t i = 0; i < nlocs && rc == 0; i++) {
+		const hs_site_loc *l = &locs[i];
+		rc = hs_buf_put_varint(&raw, l->file == HS_NO_STRING ? 0 : (uint64_t)l->file + 1);
+		if (rc == 0)
+			rc = hs_buf_put_varint(&raw, l->function == HS_NO_STRING ? 0 : (uint64_t)l->function + 1);
+		if (rc == 0)
+			rc = hs_buf_put_varint(&raw, l->line);
+		if (rc == 0)
+			rc = hs_buf_put_varint(&raw, l->flags);
+	}
+	if (rc == 0)
+		rc = hs_buf_put_varint(&raw, nstacks);
+	const uint32_t *f = frames;
+	for (uint32_t i = 0; i < nstacks && rc == 0; i++) {
+		if (stack_len[i] > HS_SITE_MAX_FRAMES) {
+			rc = hs_error_set(HS_EINVAL, "stack %u has %u frames (at most %u)", i, stack_len[i],
+			                  HS_SITE_MAX_FRAMES);
+			break;
+		}
+		rc = hs_buf_put_varint(&raw, stack_len[i]);
+		for (uint32_t k = 0; k < stack_len[i] && rc == 0; k++) {
+			if (f[k] >= w->site_locs + nlocs)
+				rc = hs_error_set(HS_EINVAL, "stack %u names undefined location %u", i, f[k]);
+			else
+				rc = hs_buf_put_varint(&raw, f[k]);
+		}
+		f += stack_len[i];
+	}
+	if (rc == 0 && raw.len > HS_SECTION_MAX_RAW)
+		rc = hs_error_set(HS_ELIMIT, "allocation-site tables of %zu bytes exceed the format's "
+		                  "section limit", raw.len);
+	if (rc == 0)
+		rc = submit(w, HS_SECTION_SITES, &raw);
+	hs_buf_release(&raw);
+	if (rc == 0) {
+		w->site_locs += nlocs;
+		w->site_stacks += nstacks;
+		w->have_sites = 1;
+	}
+	return rc;
+}
+
+int hs_writer_alloc(hs_writer *w, const hs_alloc_record *a)
+{
+	if (!w->have_sites || a->stack >= w->site_stacks)
+		return hs_error_set(HS_EINVAL, "tracked block 0x%llx names undefined stack %u",
+		                    (unsigned long long)a->address, a->stack);
+	if (w->meta_end_written)
+		return hs_error_set(HS_EINVAL, "tracked block after the closing metadata");
+	hs_buf *s = w->alloc_streams;
+	HS_TRY(hs_buf_put_varint(&s[0], hs_zigzag_encode((int64_t)(a->address - w->prev_alloc_address))));
+	HS_TRY(hs_buf_put_varint(&s[1], a->stack));
+	HS_TRY(hs_buf_put_varint(&s[2], a->size));
+	HS_TRY(hs_buf_put_varint(&s[3], hs_zigzag_encode((int64_t)(a->time_ms - w->prev_alloc_time))));
+	w->prev_alloc_address = a->address;
+	w->prev_alloc_time = a->time_ms;
+	if (++w->alloc_count >= ALLOCS_CHUNK)
+		HS_TRY(flush_allocs(w));
+	return 0;
+}
+
 static int stop_thread(hs_writer *w)
 {
 	if (!w->threaded)
@@ -672,7 +813,7 @@ static int stop_thread(hs_writer *w)
 	pthread_join(w->thread, NULL);
 	w->threaded = 0;
 	if (w->failed)
-		return hs_error_set(w->failed, "%s", w->failure);
+		return replay_failure(w);
 	return 0;
 }
 
@@ -685,9 +826,10 @@ int hs_writer_commit(hs_writer *w, hs_write_stats *stats)
 	HS_TRY(flush_roots(w));
 	HS_TRY(flush_tables(w));
 	HS_TRY(flush_sizes(w));
+	HS_TRY(flush_allocs(w));
 	HS_TRY(stop_thread(w));
 	if (w->failed)
-		return hs_error_set(w->failed, "%s", w->failure);
+		return replay_failure(w);
 
 	/* Index: totals, then every section before it. */
 	hs_buf idx = HS_BUF_INIT;
@@ -778,6 +920,8 @@ void hs_writer_free(hs_writer *w)
 	hs_buf_release(&w->pending_types);
 	hs_buf_release(&w->roots);
 	hs_buf_release(&w->sizes);
+	for (int i = 0; i < 4; i++)
+		hs_buf_release(&w->alloc_streams[i]);
 	hs_free(w->slots);
 	hs_free(w->sections);
 	if (w->cctx)

@@ -16,6 +16,7 @@
  * (byte 4*w from byte 8*e, w <= e), then shrinks the buffer. The load peak
  * is 13 bytes per edge (+8 per key edge) and the resident cost 9.
  */
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
@@ -612,9 +613,208 @@ static int on_size(uint64_t address, uint64_t size, void *payload)
 	return 0;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* allocation sites                                                    */
+
+static int grow_u32(uint32_t **a, uint32_t *cap, uint64_t want, size_t elem)
+{
+	if (want <= *cap)
+		return 0;
+	if (want > MAX_INDEX)
+		return HS_ELIMIT;
+	uint64_t nc = *cap ? *cap : 64;
+	while (nc < want)
+		nc *= 2;
+	if (nc > MAX_INDEX)
+		nc = MAX_INDEX;
+	void *p = hs_reallocarray(*a, (size_t)nc, elem);
+	if (!p)
+		return HS_ENOMEM;
+	*a = p;
+	*cap = (uint32_t)nc;
+	return 0;
+}
+
+static int on_sites(uint64_t sample_bytes, void *payload)
+{
+	hs_snapshot *s = payload;
+	if (s->have_sites && s->sample_bytes != sample_bytes)
+		FAIL(HS_EFORMAT, "two allocation-site sections with different sampling intervals");
+	s->have_sites = 1;
+	s->sample_bytes = sample_bytes;
+	return 0;
+}
+
+static int on_site_loc(uint32_t id, const hs_site_loc *l, void *payload)
+{
+	hs_snapshot *s = payload;
+	if (id != s->site_loc_count)
+		FAIL(HS_EFORMAT, "allocation-site location %u out of order", id);
+	HS_TRY(check_string_ref(s, l->file, "site location file"));
+	HS_TRY(check_string_ref(s, l->function, "site location function"));
+	uint32_t cap = s->site_loc_cap;
+	void *p = s->site_locs;
+	int rc = grow_u32((uint32_t **)&p, &cap, (uint64_t)id + 1, sizeof(hs_site_loc));
+	if (rc == HS_ELIMIT)
+		FAIL(HS_ELIMIT, "too many allocation-site locations");
+	HS_TRY(rc);
+	s->site_locs = p;
+	s->site_loc_cap = cap;
+	s->site_locs[s->site_loc_count++] = *l;
+	return 0;
+}
+
+static int on_site_stack(uint32_t id, const uint32_t *locs, uint32_t n, void *payload)
+{
+	hs_snapshot *s = payload;
+	if (id != s->stack_count)
+		FAIL(HS_EFORMAT, "allocation stack %u out of order", id);
+	uint32_t cap = s->stack_cap;
+	int rc = grow_u32(&s->stack_site, &cap, (uint64_t)id + 2, sizeof(uint32_t));
+	if (rc == 0) {
+		cap = s->stack_cap;
+		rc = grow_u32(&s->stack_off, &cap, (uint64_t)id + 2, sizeof(uint32_t));
+	}
+	if (rc == HS_ELIMIT)
+		FAIL(HS_ELIMIT, "too many allocation stacks");
+	HS_TRY(rc);
+	s->stack_cap = cap;
+	uint32_t fcap = (uint32_t)s->stack_frame_cap;
+	rc = grow_u32(&s->stack_frames, &fcap, s->stack_frame_len + n + 1, sizeof(uint32_t));
+	if (rc == HS_ELIMIT)
+		FAIL(HS_ELIMIT, "too many allocation stack frames");
+	HS_TRY(rc);
+	s->stack_frame_cap = fcap;
+	if (id == 0)
+		s->stack_off[0] = 0;
+	uint32_t self = n ? locs[0] : HS_NO_SITE;
+	for (uint32_t k = 0; k < n; k++) {
+		s->stack_frames[s->stack_frame_len + k] = locs[k];
+		if (!(s->site_locs[locs[k]].flags & HS_SITE_LIBRARY) && self == locs[0] &&
+		    (s->site_locs[locs[0]].flags & HS_SITE_LIBRARY))
+			self = locs[k];
+	}
+	s->stack_frame_len += n;
+	s->stack_off[id + 1] = (uint32_t)s->stack_frame_len;
+	s->stack_site[id] = self;
+	s->stack_count++;
+	return 0;
+}
+
+/* The object a tracked block holds starts at the block or after the
+ * interpreter's pre-header: the GC header (16 bytes), and on 3.11+ the
+ * managed dict and weakref pointers (16 more). */
+static const uint64_t preheader[] = { 0, 16, 32 };
+
+static int on_alloc(const hs_alloc_record *a, void *payload)
+{
+	hs_snapshot *s = payload;
+	uint32_t node = HS_NO_NODE;
+	for (size_t k = 0; k < sizeof(preheader) / sizeof(preheader[0]) && node == HS_NO_NODE; k++) {
+		if (k && preheader[k] >= a->size)
+			break;
+		node = hs_addrmap__find(&s->map, s->address, a->address + preheader[k]);
+	}
+	if (node == HS_NO_NODE || node >= s->pass1_nodes) {
+		s->alloc_unmatched++;
+		return 0;
+	}
+	if (!s->node_alloc) {
+		s->node_alloc = hs_reallocarray(NULL, s->pass1_nodes ? s->pass1_nodes : 1, sizeof(uint32_t));
+		if (!s->node_alloc)
+			return HS_ENOMEM;
+		memset(s->node_alloc, 0xff, (size_t)(s->pass1_nodes ? s->pass1_nodes : 1) * sizeof(uint32_t));
+	}
+	if (s->node_alloc[node] != HS_NO_NODE) {
+		s->alloc_unmatched++; /* a second block for one object: keep the first */
+		return 0;
+	}
+	uint32_t i = s->alloc_count;
+	if (i >= s->alloc_cap) {
+		uint32_t c1 = s->alloc_cap, c2 = s->alloc_cap, c3 = s->alloc_cap;
+		int rc = grow_u32(&s->alloc_stack, &c1, (uint64_t)i + 1, sizeof(uint32_t));
+		if (rc == 0)
+			rc = grow_u32((uint32_t **)&s->alloc_size, &c2, (uint64_t)i + 1, sizeof(uint64_t));
+		if (rc == 0)
+			rc = grow_u32((uint32_t **)&s->alloc_time, &c3, (uint64_t)i + 1, sizeof(uint64_t));
+		if (rc == HS_ELIMIT)
+			FAIL(HS_ELIMIT, "too many tracked blocks");
+		HS_TRY(rc);
+		s->alloc_cap = c1 < c2 ? (c1 < c3 ? c1 : c3) : (c2 < c3 ? c2 : c3);
+	}
+	s->alloc_stack[i] = a->stack;
+	s->alloc_size[i] = a->size;
+	s->alloc_time[i] = a->time_ms;
+	s->node_alloc[node] = i;
+	s->alloc_count++;
+	return 0;
+}
+
+void hs_snapshot__sites_release(hs_snapshot *s)
+{
+	hs_free(s->site_locs);
+	hs_free(s->stack_off);
+	hs_free(s->stack_site);
+	hs_free(s->stack_frames);
+	hs_free(s->node_alloc);
+	hs_free(s->alloc_stack);
+	hs_free(s->alloc_size);
+	hs_free(s->alloc_time);
+	s->site_locs = NULL;
+	s->stack_off = s->stack_site = s->stack_frames = s->node_alloc = s->alloc_stack = NULL;
+	s->alloc_size = s->alloc_time = NULL;
+	s->site_loc_count = s->stack_count = s->alloc_count = 0;
+}
+
+int hs_snapshot_has_sites(const hs_snapshot *s) { return s->have_sites; }
+uint64_t hs_snapshot_sample_bytes(const hs_snapshot *s) { return s->sample_bytes; }
+uint32_t hs_snapshot_site_count(const hs_snapshot *s) { return s->site_loc_count; }
+uint64_t hs_snapshot_unmatched_blocks(const hs_snapshot *s) { return s->alloc_unmatched; }
+
+int hs_snapshot_site(const hs_snapshot *s, uint32_t id, hs_site *out)
+{
+	if (id >= s->site_loc_count)
+		return HS_EINVAL;
+	const hs_site_loc *l = &s->site_locs[id];
+	out->file = l->file == HS_NO_STRING ? "?" : (const char *)s->strings.data + s->string_off[l->file];
+	out->function = l->function == HS_NO_STRING ? "?"
+		: (const char *)s->strings.data + s->string_off[l->function];
+	out->line = l->line;
+	out->flags = l->flags;
+	return 0;
+}
+
+uint32_t hs_snapshot_stack(const hs_snapshot *s, uint32_t id, const uint32_t **frames)
+{
+	if (id >= s->stack_count) {
+		*frames = NULL;
+		return 0;
+	}
+	*frames = s->stack_frames + s->stack_off[id];
+	return s->stack_off[id + 1] - s->stack_off[id];
+}
+
+int hs_snapshot_node_alloc(const hs_snapshot *s, uint32_t node, hs_node_alloc *out)
+{
+	if (!s->node_alloc || node >= s->g.node_count || s->node_alloc[node] == HS_NO_NODE)
+		return 0;
+	uint32_t i = s->node_alloc[node];
+	out->stack = s->alloc_stack[i];
+	out->site = s->stack_site[out->stack];
+	out->block_size = s->alloc_size[i];
+	out->time_ms = s->alloc_time[i];
+	out->weight = 1.0;
+	if (s->sample_bytes && out->block_size < s->sample_bytes) {
+		double p = -expm1(-(double)out->block_size / (double)s->sample_bytes);
+		out->weight = p > 0 ? 1.0 / p : 1.0;
+	}
+	return 1;
+}
+
 static const hs_read_visitor visitor = {
 	HS_READ_VISITOR_VERSION, on_totals, on_meta, on_string, on_type, on_node, on_edge, on_root,
-	on_meta_end, on_size,
+	on_meta_end, on_size, on_sites, on_site_loc, on_site_stack, on_alloc,
 };
 
 static int open_common(hs_snapshot **out, const char *name, const void *data, size_t len,

@@ -37,6 +37,7 @@ void hs_snapshot_free(hs_snapshot *s)
 	hs_free(s->held_excess);
 	hs_free(s->meta_json);
 	cJSON_Delete(s->meta);
+	hs_snapshot__sites_release(s);
 	hs_addrmap__release(&s->map);
 	hs_free(s);
 }
@@ -139,5 +140,10 @@ size_t hs_snapshot_memory(const hs_snapshot *s)
 	b += (size_t)s->big_cap * 12 + s->meta_len;
 	if (s->rev_start)
 		b += (n + 1) * 4 + (size_t)s->g.edge_count * 8;
+	/* allocation sites: locations, stacks (offsets, self site, frames),
+	 * per node its block, per block stack + size + time */
+	b += (size_t)s->site_loc_cap * sizeof(hs_site_loc) + (size_t)s->stack_cap * 8 +
+	     (size_t)s->stack_frame_cap * 4 + (s->node_alloc ? n * 4 : 0) +
+	     (size_t)s->alloc_cap * 20;
 	return b;
 }

@@ -80,6 +80,26 @@ struct hs_snapshot {
 	size_t meta_len;
 	void *meta; /* cJSON * */
 
+	/* allocation sites (SITES / ALLOCS): locations with string ids,
+	 * stacks (frames in one pool) with their self site, and per node the
+	 * index of its tracked block (node_alloc, HS_NO_NODE none; allocated
+	 * at the first block) */
+	int have_sites;
+	uint64_t sample_bytes;
+	hs_site_loc *site_locs;
+	uint32_t site_loc_count, site_loc_cap;
+	uint32_t *stack_off;  /* [stack_count + 1] into stack_frames */
+	uint32_t *stack_site; /* self location per stack, HS_NO_SITE none */
+	uint32_t stack_count, stack_cap;
+	uint32_t *stack_frames;
+	uint64_t stack_frame_len, stack_frame_cap;
+	uint32_t *node_alloc;
+	uint32_t *alloc_stack;
+	uint64_t *alloc_size;
+	uint64_t *alloc_time;
+	uint32_t alloc_count, alloc_cap;
+	uint64_t alloc_unmatched;
+
 	hs_addrmap map;
 	hs_snapshot_stats stats;
 	int have_totals;
@@ -94,5 +114,7 @@ uint32_t hs_addrmap__find(const hs_addrmap *m, const uint64_t *address, uint64_t
  * none), in place, with batched prefetching. */
 void hs_addrmap__resolve(const hs_addrmap *m, const uint64_t *address, void *keys, uint64_t n);
 void hs_addrmap__release(hs_addrmap *m);
+/* Free the allocation-site tables (load.c); called by hs_snapshot_free. */
+void hs_snapshot__sites_release(hs_snapshot *s);
 
 #endif

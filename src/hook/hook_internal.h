@@ -212,4 +212,8 @@ int hs_hook__raise(int code, const char *path);
  * Returns 0, or -1 with an exception set. */
 int hs_track__register(PyObject *module);
 
+/* The ring of garbage collections (events.c): add its functions to the
+ * module. Returns 0, or -1 with an exception set. */
+int hs_events__register(PyObject *module);
+
 #endif

@@ -13,6 +13,7 @@
  */
 #include "hook_internal.h"
 #include "stats_internal.h"
+#include "track_export.h"
 
 #include <errno.h>
 #include <string.h>
@@ -52,10 +53,9 @@ static int wait_for_other_threads(void)
 	}
 }
 
-/* errno for an OSError: the directory's own problem (missing, not a
- * directory, not writable) when there is one, else what the failing call
- * left, else EIO. */
-static int io_errno(const char *path, int saved)
+/* What keeps a file from being created beside `path`: its directory
+ * missing, not a directory, not writable or read-only (an errno), else 0. */
+static int dir_errno(const char *path)
 {
 	char *dir = hs_strdup(path);
 	int err = 0;
@@ -76,6 +76,15 @@ static int io_errno(const char *path, int saved)
 			err = errno;
 		hs_free(dir);
 	}
+	return err;
+}
+
+/* errno for an OSError: the directory's own problem (missing, not a
+ * directory, not writable) when there is one, else what the failing call
+ * left, else EIO. */
+static int io_errno(const char *path, int saved)
+{
+	int err = dir_errno(path);
 	if (!err)
 		err = saved && saved != ENOENT ? saved : EIO;
 	return err;
@@ -219,6 +228,16 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 	}
 
 	if (use_fork) {
+		/* Checked here as well as by the child's writer: the child reports
+		 * through a pipe only with wait=True, else through the status file
+		 * (`dump PID --fork`), which cannot be written where the snapshot
+		 * cannot; an unwritable directory would go unexplained. */
+		int derr = dir_errno(path);
+		if (derr) {
+			hs_error_set(HS_EIO, "cannot create '%s': %s", path, strerror(derr));
+			raise_io(pathobj, path, derr);
+			goto out;
+		}
 		PyObject *statusbytes = NULL;
 		if (statusobj && statusobj != Py_None && !PyUnicode_FSConverter(statusobj, &statusbytes))
 			goto out;
@@ -244,6 +263,12 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 		goto out;
 	}
 
+	/* allocation sites: asked before the pause, written after the walk */
+	hs_sites_ctx sites;
+	hs_sites_result sites_res;
+	memset(&sites_res, 0, sizeof(sites_res));
+	hs_hook__sites_prepare(&sites, self);
+
 	int was_enabled = hs_hook__gc_enabled();
 	hs_hook__gc_set_enabled(0);
 	hs_writer_options opts = HS_WRITER_OPTIONS_INIT;
@@ -261,6 +286,8 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 		errno = 0;
 		rc = hs_hook__walk(w, &meta, &wr);
 		if (rc == 0)
+			rc = hs_hook__sites_write(w, &sites, &sites_res);
+		if (rc == 0)
 			ok = 1;
 		else if (rc == HS_EIO)
 			raise_io(pathobj, path, errno);
@@ -269,6 +296,9 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 	}
 	hs_hook__gc_set_enabled(was_enabled);
 	double t_resume = hs_hook__now();
+	int sites_written = sites.active;
+	uint64_t sites_sample_bytes = sites.sample_bytes;
+	hs_hook__sites_release(&sites);
 	hs_hook__meta_release(&meta);
 	hs_json_release(&json);
 
@@ -288,6 +318,15 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 		hs_json_uint(&end, "sizeof_skipped", wr.sizeof_skipped);
 		hs_json_uint(&end, "objects", wr.nodes);
 		hs_json_uint(&end, "edges", wr.edges);
+		if (sites_written) {
+			hs_json_open(&end, "sites", '{');
+			hs_json_uint(&end, "blocks", sites_res.blocks);
+			hs_json_uint(&end, "stacks", sites_res.stacks);
+			hs_json_uint(&end, "locations", sites_res.locations);
+			hs_json_uint(&end, "sample_bytes", sites_sample_bytes);
+			hs_json_double(&end, "seconds", sites_res.seconds);
+			hs_json_close(&end, '}');
+		}
 		hs_json_open(&end, "notes", '[');
 		if (wr.sizeof_skipped)
 			hs_json_cstr(&end, NULL, "some Python-level __sizeof__ methods could not be called "
@@ -385,7 +424,7 @@ __attribute__((visibility("default"))) PyObject *PyInit__heapsnap(void)
 		return NULL;
 	if (PyModule_AddStringConstant(m, "__version__", HS_HOOK_VERSION) < 0 ||
 	    PyModule_AddIntConstant(m, "BUILT_FOR_HEXVERSION", PY_VERSION_HEX) < 0 ||
-	    hs_track__register(m) < 0) {
+	    hs_track__register(m) < 0 || hs_events__register(m) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

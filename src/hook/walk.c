@@ -486,7 +486,41 @@ typedef struct ndarray_head {
 	void *strides;
 	PyObject *base;
 	PyObject *descr;
+	int flags;
 } ndarray_head;
+
+#define HS_NPY_ARRAY_OWNDATA 0x0004 /* NPY_ARRAY_OWNDATA, numpy 1.x and 2.x */
+
+/*
+ * What numpy's ndarray.__sizeof__ returns (basic size, dimensions and
+ * strides, plus the buffer when the array owns it), computed from the fields
+ * without calling it: fork mode (fork.c) runs no code in the child. The
+ * buffer's size is taken from the strides: an array that owns its buffer is
+ * contiguous (C or Fortran order), so the largest |stride| x extent is its
+ * byte count, whatever the dtype descriptor's layout (which differs between
+ * numpy 1 and 2). Returns -1 when that cannot be told (0-d arrays).
+ */
+static Py_ssize_t ndarray_native_size(PyTypeObject *tp, PyObject *op)
+{
+	const ndarray_head *a = (const ndarray_head *)op;
+	if (a->nd < 0 || a->nd > 64)
+		return -1;
+	Py_ssize_t s = tp->tp_basicsize + (Py_ssize_t)a->nd * (Py_ssize_t)sizeof(Py_ssize_t) * 2;
+	if (!(a->flags & HS_NPY_ARRAY_OWNDATA))
+		return s;
+	if (a->nd == 0 || !a->dimensions || !a->strides)
+		return -1;
+	const Py_ssize_t *dims = a->dimensions, *strides = a->strides;
+	Py_ssize_t bytes = 0;
+	for (int i = 0; i < a->nd; i++) {
+		if (dims[i] == 0)
+			return s; /* empty */
+		Py_ssize_t st = strides[i] < 0 ? -strides[i] : strides[i];
+		if (dims[i] > 0 && st > 0 && st <= PY_SSIZE_T_MAX / dims[i] && st * dims[i] > bytes)
+			bytes = st * dims[i];
+	}
+	return bytes > 0 ? s + bytes : -1;
+}
 
 static int is_ndarray_type(PyTypeObject *tp)
 {
@@ -823,7 +857,10 @@ static int obj_size(walk *w, tinfo *ti, PyObject *op, int is_gc, hs_node_record 
 	case SK_CALL_PY:
 		if (hs_hook__no_heap_writes) {
 			/* fork mode (fork.c): calling __sizeof__ would run code and
-			 * create objects in the heap being walked */
+			 * create objects in the heap being walked; numpy arrays are
+			 * sized from their fields as their __sizeof__ would */
+			if (ti->kind == K_NDARRAY && (s = ndarray_native_size(tp, op)) >= 0)
+				break;
 			w->res->sizeof_not_called++;
 		} else if (size_call(w, ti, op, &s) == 0) {
 			break;

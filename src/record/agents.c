@@ -40,6 +40,7 @@
 #define CONNECT_PATIENCE_NS 10000000000LL /* give up on an agent after 10 s */
 #define REQUEST_TIMEOUT 2.0
 #define DUMP_TIMEOUT 300.0
+#define TRACK_POLL_NS 1000000000LL /* --lines: figures once a second */
 #define TYPES_SHARE 0.01             /* TYPES pauses the target: at most 1% of the time */
 
 typedef struct target {
@@ -55,6 +56,15 @@ typedef struct target {
 	int64_t rss_kib;        /* the sampler's latest */
 	int64_t snap_base_kib;  /* RSS at the last snapshot (--snapshot-on-growth) */
 	int snap_seq;
+	int track;              /* --lines: 1 tracking asked/started, 2 finished */
+	int64_t next_track;
+	/* what the recording has of the process's tracking (the agent's replies
+	 * are absolute: this turns them into new definitions and deltas) */
+	int track_settings;     /* TRACK block written */
+	uint32_t known_locs, known_stacks;
+	int64_t known_peak;
+	int64_t (*prev)[4];     /* per stack id: allocations, bytes, live blocks, live bytes */
+	size_t prev_cap;
 } target;
 
 struct hs_agents {
@@ -203,6 +213,18 @@ int hs_agents_environment(hs_agents *a)
 	int rc = setenv("PYTHONPATH", v, 1) | setenv("HEAPSNAP_AGENT", "1", 1) |
 	         setenv("HEAPSNAP_AGENT_DIR", a->dir, 1);
 	hs_free(v);
+	if (rc == 0 && a->o->lines)
+		rc = setenv("HEAPSNAP_TRACK", a->o->track_opts && a->o->track_opts[0] ? a->o->track_opts : "on", 1);
+	if (rc == 0 && a->o->lines && a->o->preload) {
+		const char *pre = getenv("LD_PRELOAD");
+		size_t m = strlen(a->o->preload) + (pre ? strlen(pre) : 0) + 2;
+		char *pv = hs_malloc(m);
+		if (!pv)
+			return HS_ENOMEM;
+		snprintf(pv, m, "%s%s%s", a->o->preload, pre && pre[0] ? ":" : "", pre && pre[0] ? pre : "");
+		rc = setenv("LD_PRELOAD", pv, 1);
+		hs_free(pv);
+	}
 	return rc == 0 ? 0 : hs_error_set(HS_ENOMEM, "cannot set the environment: %s", strerror(errno));
 }
 
@@ -215,6 +237,7 @@ void hs_agents_add(hs_agents *a, int pid, size_t index, int root)
 	t->index = index;
 	t->root = root;
 	t->snap_base_kib = -1;
+	t->known_peak = -1;
 	pthread_mutex_lock(&a->lock);
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 16;
@@ -422,6 +445,235 @@ static void snapshot(hs_agents *a, target *t, hs_rec_snapshot_trigger trigger)
 	t->snap_base_kib = t->rss_kib;
 }
 
+/* ---- --lines: the agent's TRACK replies into TRACK/SITES/SITE_DELTA/PEAK blocks ---- */
+
+static int64_t inum(const cJSON *v)
+{
+	return cJSON_IsNumber(v) ? (int64_t)(v->valuedouble < 0 ? v->valuedouble - 0.5 : v->valuedouble + 0.5) : 0;
+}
+
+static int64_t inum_at(const cJSON *arr, int i)
+{
+	return inum(cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, i) : NULL);
+}
+
+static const char *str_at(const cJSON *arr, int i)
+{
+	const cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, i) : NULL;
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void track_reply(hs_agents *a, target *t, const cJSON *j)
+{
+	int64_t now = agent_us(a, cJSON_GetObjectItemCaseSensitive(j, "t"));
+	const cJSON *set = cJSON_GetObjectItemCaseSensitive(j, "settings");
+	if (cJSON_IsObject(set) && !t->track_settings) {
+		t->track_settings = 1;
+		hs_rec_track_settings s = { 0 };
+		const cJSON *seed = cJSON_GetObjectItemCaseSensitive(set, "seed");
+		const cJSON *basis = cJSON_GetObjectItemCaseSensitive(set, "peak_basis");
+		s.flags = (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(set, "exact")) ? HS_REC_TRACK_EXACT : 0) |
+		          (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(set, "native")) ? HS_REC_TRACK_NATIVE : 0) |
+		          (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(set, "all_frames")) ? HS_REC_TRACK_ALL_FRAMES : 0) |
+		          (cJSON_IsNumber(seed) ? HS_REC_TRACK_SEEDED : 0) |
+		          (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(set, "from_now")) ? HS_REC_TRACK_FROM_NOW : 0);
+		s.sample_bytes = inum(cJSON_GetObjectItemCaseSensitive(set, "sample_bytes"));
+		s.seed = cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble : 0;
+		s.peak_basis = cJSON_IsString(basis) ? basis->valuestring : "";
+		W(a, hs_rec_writer_track(a->w, t->index, agent_us(a, cJSON_GetObjectItemCaseSensitive(set, "t")), &s));
+	}
+	const cJSON *locs = cJSON_GetObjectItemCaseSensitive(j, "locs");
+	const cJSON *stacks = cJSON_GetObjectItemCaseSensitive(j, "stacks");
+	int nl = cJSON_GetArraySize(locs), ns = cJSON_GetArraySize(stacks);
+	if (nl > 0 || ns > 0) {
+		hs_rec_site_loc *l = hs_calloc(nl > 0 ? (size_t)nl : 1, sizeof(*l));
+		hs_rec_site_stack *st = hs_calloc(ns > 0 ? (size_t)ns : 1, sizeof(*st));
+		uint32_t **fr = hs_calloc(ns > 0 ? (size_t)ns : 1, sizeof(*fr));
+		int ok = l && st && fr;
+		int k = 0;
+		const cJSON *e;
+		cJSON_ArrayForEach(e, locs) {
+			if (!ok)
+				break;
+			/* dense ids: take the next one expected, skip what we have */
+			if (inum_at(e, 0) != (int64_t)t->known_locs + k)
+				continue;
+			l[k].id = (uint32_t)inum_at(e, 0);
+			l[k].file = str_at(e, 1);
+			l[k].function = str_at(e, 2);
+			l[k].line = (int32_t)inum_at(e, 3);
+			l[k].first_line = (int32_t)inum_at(e, 4);
+			l[k].flags = (unsigned)inum_at(e, 5);
+			k++;
+		}
+		int kl = k;
+		k = 0;
+		cJSON_ArrayForEach(e, stacks) {
+			if (!ok)
+				break;
+			if (inum_at(e, 0) != (int64_t)t->known_stacks + k)
+				continue;
+			const cJSON *frames = cJSON_GetArrayItem(e, 5);
+			int nf = cJSON_GetArraySize(frames);
+			fr[k] = hs_calloc(nf > 0 ? (size_t)nf : 1, sizeof(uint32_t));
+			if (!fr[k]) {
+				ok = 0;
+				break;
+			}
+			for (int f = 0; f < nf; f++)
+				fr[k][f] = (uint32_t)inum_at(frames, f);
+			st[k].id = (uint32_t)inum_at(e, 0);
+			st[k].defined = 1;
+			st[k].kind = (unsigned)inum_at(e, 1);
+			st[k].tid = inum_at(e, 2);
+			st[k].thread = str_at(e, 3);
+			st[k].truncated = (int)inum_at(e, 4);
+			st[k].n = (size_t)nf;
+			st[k].locs = fr[k];
+			k++;
+		}
+		int ks = k;
+		if (ok && (kl || ks)) {
+			int wrc;
+			pthread_mutex_lock(a->wlock);
+			wrc = hs_rec_writer_sites(a->w, t->index, l, (size_t)kl, st, (size_t)ks);
+			pthread_mutex_unlock(a->wlock);
+			if (wrc == 0) {
+				t->known_locs += (uint32_t)kl;
+				t->known_stacks += (uint32_t)ks;
+			}
+		}
+		for (int i = 0; fr && i < ns; i++)
+			hs_free(fr[i]);
+		hs_free(fr);
+		hs_free(st);
+		hs_free(l);
+	}
+	const cJSON *figs = cJSON_GetObjectItemCaseSensitive(j, "figures");
+	int nd = cJSON_GetArraySize(figs);
+	if (nd > 0 && t->known_stacks > 0) {
+		if (t->prev_cap < t->known_stacks) {
+			size_t cap = t->prev_cap ? t->prev_cap : 64;
+			while (cap < t->known_stacks)
+				cap *= 2;
+			int64_t (*np)[4] = hs_reallocarray(t->prev, cap, sizeof(*np));
+			if (np) {
+				memset(np + t->prev_cap, 0, (cap - t->prev_cap) * sizeof(*np));
+				t->prev = np;
+				t->prev_cap = cap;
+			}
+		}
+		hs_rec_site_fig *rows = hs_calloc((size_t)nd, sizeof(*rows));
+		if (rows) {
+			int k = 0;
+			const cJSON *e;
+			cJSON_ArrayForEach(e, figs) {
+				int64_t id = inum_at(e, 0);
+				if (id < 0 || (uint64_t)id >= t->known_stacks || (size_t)id >= t->prev_cap)
+					continue; /* a stack not defined in the recording yet: next time */
+				int64_t v[4] = { inum_at(e, 1), inum_at(e, 2), inum_at(e, 3), inum_at(e, 4) };
+				int64_t *p = t->prev[id];
+				if (v[0] == p[0] && v[1] == p[1] && v[2] == p[2] && v[3] == p[3])
+					continue;
+				rows[k].stack = (uint32_t)id;
+				rows[k].alloc_n = v[0] - p[0];
+				rows[k].alloc_b = v[1] - p[1];
+				rows[k].live_n = v[2] - p[2];
+				rows[k].live_b = v[3] - p[3];
+				memcpy(p, v, sizeof(v));
+				k++;
+			}
+			if (k > 0)
+				W(a, hs_rec_writer_site_delta(a->w, t->index, now, rows, (size_t)k));
+			hs_free(rows);
+		}
+	}
+	const cJSON *peak = cJSON_GetObjectItemCaseSensitive(j, "peak");
+	if (cJSON_IsObject(peak) && inum(cJSON_GetObjectItemCaseSensitive(peak, "bytes")) != t->known_peak) {
+		t->known_peak = inum(cJSON_GetObjectItemCaseSensitive(peak, "bytes"));
+		const cJSON *ps = cJSON_GetObjectItemCaseSensitive(peak, "stacks");
+		int np = cJSON_GetArraySize(ps);
+		hs_rec_site_fig *rows = hs_calloc(np > 0 ? (size_t)np : 1, sizeof(*rows));
+		if (rows) {
+			int k = 0;
+			const cJSON *e;
+			cJSON_ArrayForEach(e, ps) {
+				if (inum_at(e, 0) < 0 || (uint64_t)inum_at(e, 0) >= t->known_stacks)
+					continue;
+				rows[k].stack = (uint32_t)inum_at(e, 0);
+				rows[k].live_n = inum_at(e, 1);
+				rows[k].live_b = inum_at(e, 2);
+				k++;
+			}
+			W(a, hs_rec_writer_peak(a->w, t->index, now, t->known_peak, rows, (size_t)k));
+			hs_free(rows);
+		}
+	}
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "final")))
+		t->track = 2;
+}
+
+static void track_ask(hs_agents *a, target *t, const char *verb)
+{
+	char why[512], cmd[400];
+	if (!strncmp(verb, "TRACK START", 11))
+		snprintf(cmd, sizeof(cmd), "%s", verb);
+	else
+		snprintf(cmd, sizeof(cmd), "%s %u %u %lld", verb, t->known_locs, t->known_stacks,
+		         (long long)t->known_peak);
+	cJSON *j = ask(a, t, cmd, REQUEST_TIMEOUT * 5, why, sizeof(why));
+	if (j) {
+		track_reply(a, t, j);
+		cJSON_Delete(j);
+	} else if (t->a) {
+		note(a, (ptrdiff_t)t->index, 1, "allocation tracking: %s failed: %s", verb, why);
+		if (!strncmp(verb, "TRACK START", 11))
+			t->track = 2; /* refused: no figures from this process */
+	}
+}
+
+/* The figures a process wrote at its exit (its agent's atexit): the last
+ * second that no poll could read. */
+static void track_final_file(hs_agents *a, target *t)
+{
+	if (!a->o->lines || !a->dir[0] || t->track == 2)
+		return;
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/track-%d.json", a->dir, t->pid);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 65536 > cap) {
+			cap = cap ? cap * 2 : 131072;
+			char *nb = hs_reallocarray(buf, cap + 1, 1);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		size_t got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	fclose(f);
+	unlink(path);
+	if (!buf)
+		return;
+	buf[len] = '\0';
+	cJSON *j = cJSON_Parse(buf);
+	hs_free(buf);
+	if (j && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok")))
+		track_reply(a, t, j);
+	else
+		note(a, (ptrdiff_t)t->index, 1, "allocation tracking: the figures process %d wrote at its "
+		     "exit do not parse", t->pid);
+	cJSON_Delete(j);
+	t->track = 2;
+}
+
 static void serve(hs_agents *a, target *t, int64_t now)
 {
 	const hs_record_options *o = a->o;
@@ -449,7 +701,22 @@ static void serve(hs_agents *a, target *t, int64_t now)
 		t->next_stats = t->next_types = t->next_poll = now;
 		t->next_snap = o->snapshot_every_us ? now + o->snapshot_every_us * 1000 : INT64_MAX;
 	}
-	if (now >= t->next_poll) {
+	if (t->a && o->lines && t->track != 2 && now >= t->next_track) {
+		if (!t->track) {
+			t->track = 1;
+			if (!o->argv) { /* --pid: "growth from now on" */
+				char cmd[300];
+				snprintf(cmd, sizeof(cmd), "TRACK START %s", o->track_opts ? o->track_opts : "");
+				track_ask(a, t, cmd);
+			} else {
+				track_ask(a, t, "TRACK READ");
+			}
+		} else {
+			track_ask(a, t, "TRACK READ");
+		}
+		t->next_track = mono_ns() + TRACK_POLL_NS;
+	}
+	if (t->a && now >= t->next_poll) {
 		poll_events(a, t);
 		t->next_poll = now + POLL_NS;
 	}
@@ -482,6 +749,8 @@ static void *run(void *arg)
 		/* drop the targets that ended */
 		for (size_t i = 0; i < a->n;) {
 			if (a->t[i]->gone) {
+				track_final_file(a, a->t[i]);
+				hs_free(a->t[i]->prev);
 				hs_agent_free(a->t[i]->a);
 				hs_free(a->t[i]);
 				a->t[i] = a->t[--a->n];
@@ -536,6 +805,17 @@ void hs_agents_stop(hs_agents *a)
 	for (size_t i = 0; i < a->n; i++)
 		if (a->t[i]->a && !a->t[i]->gone)
 			poll_events(a, a->t[i]);
+	/* --lines: the last figures; tracking stops and the allocators are
+	 * restored in the processes that go on */
+	for (size_t i = 0; a->o->lines && i < a->n; i++) {
+		target *t = a->t[i];
+		if (t->gone)
+			track_final_file(a, t);
+		else if (t->a && t->track == 1)
+			track_ask(a, t, "TRACK STOP");
+		if (t->track != 2)
+			track_final_file(a, t);
+	}
 }
 
 void hs_agents_free(hs_agents *a)
@@ -545,6 +825,7 @@ void hs_agents_free(hs_agents *a)
 	hs_agents_stop(a);
 	for (size_t i = 0; i < a->n; i++) {
 		hs_agent_free(a->t[i]->a);
+		hs_free(a->t[i]->prev);
 		hs_free(a->t[i]);
 	}
 	hs_free(a->t);
@@ -553,7 +834,7 @@ void hs_agents_free(hs_agents *a)
 		DIR *d = opendir(a->dir);
 		struct dirent *e;
 		while (d && (e = readdir(d))) {
-			if (!strncmp(e->d_name, "agent-", 6)) {
+			if (!strncmp(e->d_name, "agent-", 6) || !strncmp(e->d_name, "track-", 6)) {
 				char p[PATH_MAX + 300];
 				snprintf(p, sizeof(p), "%s/%s", a->dir, e->d_name);
 				unlink(p);

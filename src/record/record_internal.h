@@ -120,6 +120,11 @@ typedef struct hs_record_options {
 	int agent;                 /* start/use the Python agent */
 	const char *package_dir;   /* heapsnap Python package dir (for the bootstrap), or NULL */
 	int quiet;
+	/* --lines: allocation tracking in each Python process (agent TRACK commands) */
+	int lines;
+	const char *track_opts;    /* HEAPSNAP_TRACK / TRACK START options: "exact",
+	                              "sample=N,seed=S,all_frames" */
+	const char *preload;       /* --native: libheapsnap_preload.so for LD_PRELOAD, or NULL */
 } hs_record_options;
 
 typedef struct hs_record_result {

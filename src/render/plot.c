@@ -25,6 +25,7 @@
 #define DEFAULT_TYPES 6
 #define MIN_SIZE 200
 #define MAX_SIZE 20000
+#define MAX_PNG_PIXELS 64000000 /* 256 MB of image */
 
 hs_plot_format hs_plot_format_of(const char *path)
 {
@@ -302,7 +303,8 @@ int hs_plot__stack_keep(hs_plot__model *m, double px_per_s)
 	unsigned char *keep = hs_calloc(m->tcount, 1);
 	if (!keep)
 		return hs_error_set(HS_ENOMEM, "cannot plot: out of memory");
-	/* per pixel column: its first, lowest, highest and last total */
+	/* per pixel column its lowest and highest total (in time order), and the first and
+	 * last instants: what a 1-pixel column can show, at most 2 points a column */
 	size_t kept = 0;
 	for (size_t a = 0; a < m->tcount;) {
 		long long col = (long long)floor((m->tt[a] - m->from) * px_per_s);
@@ -314,9 +316,10 @@ int hs_plot__stack_keep(hs_plot__model *m, double px_per_s)
 				hi = b;
 			b++;
 		}
-		keep[a] = keep[lo] = keep[hi] = keep[b - 1] = 1;
+		keep[lo] = keep[hi] = 1;
 		a = b;
 	}
+	keep[0] = keep[m->tcount - 1] = 1;
 	for (size_t i = 0; i < m->tcount; i++)
 		kept += keep[i];
 	m->kt = hs_malloc((kept ? kept : 1) * sizeof(double));
@@ -422,8 +425,11 @@ static int choose_processes(hs_plot__model *m, size_t top)
 	}
 	m->visible = n;
 	qsort(order, n, sizeof(*order), by_peak);
-	/* grouping one process alone saves nothing */
+	/* grouping one process alone saves nothing; areas have no dashes to tell two of one
+	 * colour apart, so a stack has at most one band per colour */
 	size_t own = n <= top + 1 ? n : top;
+	if (m->stacked && own > PALETTE)
+		own = PALETTE;
 	for (size_t i = 0; i < n; i++)
 		order[i]->band = i < own ? 0 : -2;
 	hs_free(order);
@@ -729,6 +735,11 @@ int hs_plot_render(const hs_recording *r, const char *path, const hs_plot_option
 	             (opts->height && (opts->height < MIN_SIZE || opts->height > MAX_SIZE)),
 	             HS_EINVAL, "cannot plot to '%s': width and height must be from %d to %d pixels",
 	             path, MIN_SIZE, MAX_SIZE);
+	HS_RETURN_IF(format == HS_PLOT_PNG && (double)(opts->width ? opts->width : DEFAULT_WIDTH) *
+	             (opts->height ? opts->height : DEFAULT_HEIGHT_TYPES) > MAX_PNG_PIXELS, HS_EINVAL,
+	             "cannot plot to '%s': %ux%u is too large for a PNG (at most %d million pixels); "
+	             "draw an svg or pdf", path, opts->width ? opts->width : DEFAULT_WIDTH,
+	             opts->height ? opts->height : DEFAULT_HEIGHT_TYPES, MAX_PNG_PIXELS / 1000000);
 	HS_RETURN_IF(!isnan(opts->from) && !(opts->from >= 0 && isfinite(opts->from)), HS_EINVAL,
 	             "cannot plot: the window cannot start before the recording (--from %g)",
 	             opts->from);

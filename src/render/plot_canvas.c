@@ -420,7 +420,9 @@ static void svg_alpha(hs_plot__canvas *cv, const char *attr, double alpha)
 {
 	if (alpha >= 1)
 		return;
-	putf(cv, &cv->svg, " %s=\"%.2f\"", attr, alpha);
+	/* not "%.2f": a library user's locale may write a decimal comma */
+	long pct = lround(alpha * 100);
+	putf(cv, &cv->svg, " %s=\"0.%02ld\"", attr, pct < 0 ? 0 : pct > 99 ? 99 : pct);
 }
 
 void hs_plot__stroke(hs_plot__canvas *cv, uint32_t rgb, double alpha, double width,

@@ -16,10 +16,12 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "heapsnap/render.h"
 #include "render/plot_internal.h"
+#include "util/alloc.h"
 
 #define MARGIN 16.0
 #define FONT 12.0          /* ticks, legend, subtitle, labels: readable in a bug report */
@@ -345,56 +347,72 @@ typedef struct marker_place {
 	char text[HS_PLOT_LABEL];
 } marker_place;
 
-static size_t place_markers(hs_plot__canvas *cv, const hs_plot__model *m, const layout *L,
-                            marker_place *out, size_t max, int *rows)
+typedef struct marker_order {
+	double t;
+	size_t index;
+} marker_order;
+
+static int by_time(const void *a, const void *b)
+{
+	const marker_order *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The markers of the window in time order (the file's order is the order
+ * they were received), each label in the first row where it fits; *out
+ * (hs_free) has m->markers entries. */
+static int place_markers(hs_plot__canvas *cv, const hs_plot__model *m, const layout *L,
+                         marker_place **out, size_t *count, int *rows)
 {
 	double row_end[MAX_STRIP_ROWS];
 	for (int r = 0; r < MAX_STRIP_ROWS; r++)
 		row_end[r] = -INFINITY;
-	size_t n = 0;
 	*rows = 0;
-	size_t count = hs_recording_marker_count(m->r);
-	/* in time order (the file's order is the order they were received) */
-	size_t done = 0;
-	double last_t = -INFINITY;
-	size_t last_i = SIZE_MAX;
-	while (done < count && n < max) {
-		size_t best = SIZE_MAX;
-		for (size_t i = 0; i < count; i++) {
-			const hs_rec_marker *mk = hs_recording_marker(m->r, i);
-			if (mk->t < last_t || (mk->t == last_t && (last_i != SIZE_MAX && i <= last_i)))
-				continue;
-			if (best == SIZE_MAX || mk->t < hs_recording_marker(m->r, best)->t)
-				best = i;
-		}
-		if (best == SIZE_MAX)
-			break;
-		done++;
-		const hs_rec_marker *mk = hs_recording_marker(m->r, best);
-		last_t = mk->t;
-		last_i = best;
-		if (mk->t < m->from || mk->t > m->to)
-			continue;
-		marker_place *mp = &out[n++];
-		mp->index = best;
-		mp->x = px(L, m, mk->t);
-		hs_plot__clean_text(mp->text, sizeof(mp->text), mk->label ? mk->label : "");
-		hs_plot__utf8_cut(mp->text, sizeof(mp->text), 40);
-		double w = hs_plot__text_width(cv, mp->text, FONT, 0);
-		mp->lx = mp->x + 3;
-		if (mp->lx + w > m->width - MARGIN)
-			mp->lx = mp->x - 3 - w;
-		mp->row = -1;
+	*count = 0;
+	*out = NULL;
+	if (!m->markers)
+		return 0;
+	size_t all = hs_recording_marker_count(m->r), n = 0;
+	marker_order *order = hs_calloc(m->markers, sizeof(*order));
+	marker_place *mp = hs_calloc(m->markers, sizeof(*mp));
+	if (!order || !mp) {
+		hs_free(order);
+		hs_free(mp);
+		return hs_error_set(HS_ENOMEM, "cannot plot: out of memory");
+	}
+	for (size_t i = 0; i < all && n < m->markers; i++) {
+		const hs_rec_marker *mk = hs_recording_marker(m->r, i);
+		if (mk->t >= m->from && mk->t <= m->to)
+			order[n++] = (marker_order){ mk->t, i };
+	}
+	qsort(order, n, sizeof(*order), by_time);
+	for (size_t k = 0; k < n; k++) {
+		const hs_rec_marker *mk = hs_recording_marker(m->r, order[k].index);
+		marker_place *p = &mp[k];
+		p->index = order[k].index;
+		p->x = px(L, m, mk->t);
+		hs_plot__clean_text(p->text, sizeof(p->text), mk->label ? mk->label : "");
+		hs_plot__utf8_cut(p->text, sizeof(p->text), 40);
+		double w = hs_plot__text_width(cv, p->text, FONT, 0);
+		p->lx = p->x + 3;
+		if (p->lx + w > m->width - MARGIN)
+			p->lx = p->x - 3 - w;
+		p->row = -1;
 		for (int r = 0; r < MAX_STRIP_ROWS; r++)
-			if (mp->lx >= row_end[r] + 8) {
-				mp->row = r;
-				row_end[r] = mp->lx + w;
+			if (p->lx >= row_end[r] + 8) {
+				p->row = r;
+				row_end[r] = p->lx + w;
 				if (r + 1 > *rows)
 					*rows = r + 1;
 				break;
 			}
 	}
-	return n;
+	hs_free(order);
+	*out = mp;
+	*count = n;
+	return 0;
 }
 
 static void vertical_layout(const hs_plot__model *m, layout *L, double top)
@@ -962,9 +980,9 @@ int hs_plot__draw(hs_plot__canvas *cv, hs_plot__model *m)
 	horizontal_layout(cv, m, &L);
 	if (m->stacked)
 		HS_TRY(hs_plot__stack_keep(m, L.plot_w / (m->to - m->from)));
-	marker_place places[256];
-	size_t nplaces = place_markers(cv, m, &L, places, sizeof(places) / sizeof(places[0]),
-	                               &L.strip_rows);
+	marker_place *places;
+	size_t nplaces;
+	HS_TRY(place_markers(cv, m, &L, &places, &nplaces, &L.strip_rows));
 	double top = MARGIN + 48 + (hs_recording_info(m->r)->warning ? 17 : 0);
 	vertical_layout(m, &L, top);
 
@@ -989,5 +1007,6 @@ int hs_plot__draw(hs_plot__canvas *cv, hs_plot__model *m)
 	draw_markers(cv, m, &L, places, nplaces);
 	/* the peak last: nothing may cover its label */
 	draw_peak(cv, m, &L);
+	hs_free(places);
 	return cv->failed < 0 ? cv->failed : 0;
 }

@@ -218,9 +218,9 @@ typedef struct hs_plot__model {
 
 /* The value of sample j of a process (-1: none). */
 int64_t hs_plot__value(const hs_plot__proc *ps, size_t j);
-/* Keep the instants that draw the stacked areas at `columns` columns of
- * `px_per_s` pixels per second: per column its first, lowest, highest and
- * last total, with each band's value there (fills kt/kv). */
+/* Keep the instants that draw the stacked areas at `px_per_s` pixels per
+ * second: per pixel column the instants of its lowest and highest total,
+ * with each band's value there (fills kt/kv). */
 int hs_plot__stack_keep(hs_plot__model *m, double px_per_s);
 /* The bytes of type `name` in a types sample, -1 when it is not among its rows. */
 int64_t hs_plot__type_bytes(const hs_rec_types *ts, const char *name);

@@ -213,6 +213,80 @@ static size_t top_of(size_t top, size_t rows)
 }
 
 /* ------------------------------------------------------------------ */
+/* allocation sites (snapshots dumped while heapsnap.track() was on)   */
+
+/* "file:line (function)"; "" when the allocation of `node` is unknown */
+static void alloc_cell(char *buf, size_t size, const hs_snapshot *s, uint32_t node)
+{
+	hs_node_alloc a;
+	hs_site si;
+	buf[0] = '\0';
+	if (!hs_snapshot_node_alloc(s, node, &a))
+		return;
+	if (a.site == HS_NO_SITE || hs_snapshot_site(s, a.site, &si) < 0)
+		snprintf(buf, size, "(no Python frame)");
+	else
+		snprintf(buf, size, "%s:%u (%s)", si.file, si.line, si.function);
+}
+
+/* {"file", "line", "function", "time_ms"} or null */
+static cJSON *alloc_json(const hs_snapshot *s, uint32_t node)
+{
+	hs_node_alloc a;
+	hs_site si;
+	if (!hs_snapshot_node_alloc(s, node, &a))
+		return cJSON_CreateNull();
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	int ok = 1;
+	if (a.site == HS_NO_SITE || hs_snapshot_site(s, a.site, &si) < 0) {
+		ok &= cJSON_AddNullToObject(o, "file") != NULL;
+		ok &= cJSON_AddNullToObject(o, "line") != NULL;
+		ok &= cJSON_AddNullToObject(o, "function") != NULL;
+	} else {
+		ok &= cJSON_AddStringToObject(o, "file", si.file) != NULL;
+		ok &= cJSON_AddItemToObject(o, "line", hs_render__num(si.line));
+		ok &= cJSON_AddStringToObject(o, "function", si.function) != NULL;
+	}
+	ok &= cJSON_AddItemToObject(o, "time_ms", hs_render__num(a.time_ms));
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The object holding the target on path `p`: the step before the last. */
+static uint32_t path_holder(const hs_path *p)
+{
+	return p->step_count >= 2 ? p->steps[p->step_count - 2].example : HS_NO_NODE;
+}
+
+static int paths_sites_text(FILE *f, const hs_snapshot *s, const hs_paths *p)
+{
+	if (!hs_snapshot_has_sites(s) || !p->path_count)
+		return 0;
+	fprintf(f, "\nallocated at (the example object of each path, and its holder):\n");
+	for (size_t i = 0; i < p->path_count; i++) {
+		const hs_path *pa = &p->paths[i];
+		char t[1200], h[1200], addr[24];
+		alloc_cell(t, sizeof(t), s, pa->example);
+		hs_render__address(addr, sizeof(addr), hs_snapshot_graph(s)->address[pa->example]);
+		fprintf(f, "  %zu. %s %s: %s", i + 1, hs_snapshot_node_type_name(s, pa->example), addr,
+		        t[0] ? t : "unknown (allocated before tracking started, or not sampled)");
+		uint32_t holder = path_holder(pa);
+		if (holder != HS_NO_NODE) {
+			alloc_cell(h, sizeof(h), s, holder);
+			if (h[0])
+				fprintf(f, "; held by %s allocated at %s", hs_snapshot_node_type_name(s, holder), h);
+		}
+		fputc('\n', f);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* paths                                                               */
 
 int hs_render_paths_table(FILE *f, const hs_snapshot *s, const hs_paths *p, int indent)
@@ -268,7 +342,7 @@ int hs_render_paths_text(FILE *f, const hs_snapshot *s, const hs_paths *p, const
 		           "(see 'heapsnap garbage')\n", reach ? "\n" : "", c,
 		        p->garbage_count == 1 ? "object" : "objects", b);
 	}
-	return 0;
+	return paths_sites_text(f, s, p);
 }
 
 int hs_render_paths_json(cJSON **out, const hs_snapshot *s, const hs_paths *p)
@@ -286,6 +360,12 @@ int hs_render_paths_json(cJSON **out, const hs_snapshot *s, const hs_paths *p)
 	for (size_t i = 0; ok && i < p->path_count; i++) {
 		cJSON *pj = hs_render__path_json(s, &p->paths[i]);
 		ok &= pj && cJSON_AddItemToArray(arr, pj);
+		if (ok && hs_snapshot_has_sites(s)) {
+			uint32_t holder = path_holder(&p->paths[i]);
+			ok &= add(pj, "allocated_at", alloc_json(s, p->paths[i].example));
+			ok &= add(pj, "holder_allocated_at",
+			          holder == HS_NO_NODE ? cJSON_CreateNull() : alloc_json(s, holder));
+		}
 	}
 	cJSON *other = ok ? count_bytes(p->omitted_count, p->omitted_bytes) : NULL;
 	ok &= add(o, "other", other);
@@ -363,10 +443,13 @@ int hs_render_retained_text(FILE *f, const hs_snapshot *s, const hs_dominators *
 		uint32_t *tops = NULL;
 		size_t n = 0;
 		HS_TRY(hs_dominators_top(&tops, &n, d, HS_NO_NODE, top ? top : SIZE_MAX));
-		if ((rc = hs_table_new(&t, 6)) < 0) {
+		int sites = hs_snapshot_has_sites(s);
+		if ((rc = hs_table_new(&t, sites ? 7 : 6)) < 0) {
 			hs_free(tops);
 			return rc;
 		}
+		if (sites)
+			hs_table_column(t, 6, "allocated at", HS_ALIGN_LEFT);
 		hs_table_column(t, 0, "retained", HS_ALIGN_RIGHT);
 		hs_table_column(t, 1, "share", HS_ALIGN_RIGHT);
 		hs_table_column(t, 2, "size", HS_ALIGN_RIGHT);
@@ -387,7 +470,9 @@ int hs_render_retained_text(FILE *f, const hs_snapshot *s, const hs_dominators *
 				rc = HS_ENOMEM;
 				break;
 			}
-			const char *cells[6] = { u, x, sz, addr, obj, path };
+			char at[1200];
+			alloc_cell(at, sizeof(at), s, v);
+			const char *cells[7] = { u, x, sz, addr, obj, path, at };
 			rc = hs_table_row(t, cells);
 			hs_free(path);
 		}
@@ -456,6 +541,8 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 			}
 			if (p->path_count)
 				ok &= add(row, "path", hs_render__path_json(s, &p->paths[0]));
+			if (ok && hs_snapshot_has_sites(s))
+				ok &= add(row, "allocated_at", alloc_json(s, tops[i]));
 			hs_paths_free(p);
 		}
 		hs_free(tops);

@@ -43,9 +43,14 @@ static int memory_table(FILE *f, const hs_snapshot *s, const hs_summary *sum)
 	}
 	if (rc == 0) {
 		char c[32], p[32];
-		hs_render_size(h, sizeof(h), sum->total_bytes);
-		hs_render_count(c, sizeof(c), sum->total_count);
-		pct(p, sizeof(p), sum->total_bytes, rss);
+		uint64_t tb = sum->total_bytes, tc = sum->total_count;
+		if (sum->by == HS_GROUP_SITE) {
+			tb = sum->sites.tracked_bytes + sum->sites.untracked_bytes;
+			tc = sum->sites.tracked_objects + sum->sites.untracked_objects;
+		}
+		hs_render_size(h, sizeof(h), tb);
+		hs_render_count(c, sizeof(c), tc);
+		pct(p, sizeof(p), tb, rss);
 		if (have_rss)
 			snprintf(line, sizeof(line), "%s of RSS: %s objects, sizes as sys.getsizeof reports", p, c);
 		else
@@ -77,12 +82,95 @@ static int memory_table(FILE *f, const hs_snapshot *s, const hs_summary *sum)
 	return rc;
 }
 
+static const char *by_name(hs_group_by by)
+{
+	return by == HS_GROUP_MODULE ? "module" : by == HS_GROUP_SITE ? "site" : "type";
+}
+
+/* "Thing 1,000, dict 500" (at most 3 types, then "+N") */
+static void types_cell(char *buf, size_t size, const hs_summary_row *r)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < r->type_count && i < 3 && n < size; i++) {
+		char c[32];
+		hs_render_count(c, sizeof(c), r->types[i].count);
+		n += (size_t)snprintf(buf + n, size - n, "%s%s %s", i ? ", " : "", r->types[i].name, c);
+	}
+	if (r->type_count > 3 && n < size)
+		snprintf(buf + n, size - n, ", +%zu", r->type_count - 3);
+}
+
+static int site_table(FILE *f, const hs_summary *sum, const hs_render_options *opts)
+{
+	const hs_summary_sites *st = &sum->sites;
+	char a[64], b[64], c[64], d[512];
+	hs_table *t;
+	HS_TRY(hs_table_new(&t, 5));
+	int rc = 0;
+	hs_table_column(t, 0, "allocation site", HS_ALIGN_LEFT);
+	hs_table_column(t, 1, st->sample_bytes ? "objects~" : "objects", HS_ALIGN_RIGHT);
+	hs_table_column(t, 2, st->sample_bytes ? "bytes~" : "bytes", HS_ALIGN_RIGHT);
+	hs_table_column(t, 3, "share", HS_ALIGN_RIGHT);
+	hs_table_column(t, 4, "types", HS_ALIGN_LEFT);
+	size_t top = top_of(opts, sum->row_count);
+	for (size_t i = 0; i < top && rc == 0; i++) {
+		const hs_summary_row *r = &sum->rows[i];
+		hs_render_count(a, sizeof(a), r->count);
+		hs_render_size(b, sizeof(b), r->bytes);
+		pct(c, sizeof(c), r->bytes, sum->total_bytes);
+		types_cell(d, sizeof(d), r);
+		const char *cells[5] = { r->name, a, b, c, d };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0 && top < sum->row_count) {
+		uint64_t oc = 0, ob = 0;
+		for (size_t i = top; i < sum->row_count; i++) {
+			oc += sum->rows[i].count;
+			ob += sum->rows[i].bytes;
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "(%zu more sites)", sum->row_count - top);
+		hs_render_count(a, sizeof(a), oc);
+		hs_render_size(b, sizeof(b), ob);
+		pct(c, sizeof(c), ob, sum->total_bytes);
+		const char *cells[5] = { name, a, b, c, "" };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0)
+		rc = hs_table_rule(t);
+	if (rc == 0) {
+		hs_render_count(a, sizeof(a), sum->total_count);
+		hs_render_size(b, sizeof(b), sum->total_bytes);
+		const char *cells[5] = { "total", a, b, sum->total_bytes ? "100.0%" : "-", "" };
+		rc = hs_table_row(t, cells);
+	}
+	if (rc == 0)
+		rc = hs_table_print(t, f, 0);
+	hs_table_free(t);
+	if (rc < 0)
+		return rc;
+	if (st->sample_bytes) {
+		hs_render_size(b, sizeof(b), st->sample_bytes);
+		hs_render_count(a, sizeof(a), st->tracked_objects);
+		fprintf(f, "\n~ sampled: estimates from %s recorded objects (one sample per %s allocated "
+		           "on average; blocks of that size or more always recorded)\n", a, b);
+	}
+	hs_render_count(a, sizeof(a), st->untracked_objects);
+	hs_render_size(b, sizeof(b), st->untracked_bytes);
+	fprintf(f, "%s%s objects (%s) have no recorded allocation: allocated before tracking "
+	           "started%s\n", st->sample_bytes ? "" : "\n", a, b,
+	        st->sample_bytes ? " or not sampled" : "");
+	return 0;
+}
+
 int hs_render_summary_text(FILE *f, const hs_snapshot *s, const hs_summary *sum,
                            const hs_render_options *opts)
 {
 	char a[64], b[64], c[64], line[512];
-	hs_render_count(a, sizeof(a), sum->total_count);
-	hs_render_size(b, sizeof(b), sum->total_bytes);
+	const hs_snapshot_stats *ss = hs_snapshot_stats_get(s);
+	hs_render_count(a, sizeof(a), sum->by == HS_GROUP_SITE ? ss->nodes : sum->total_count);
+	hs_render_size(b, sizeof(b), sum->by == HS_GROUP_SITE ? ss->total_bytes : sum->total_bytes);
 	snprintf(line, sizeof(line), "%s: %s objects, %s", hs_snapshot_path(s), a, b);
 	const cJSON *pid = hs_render__meta(s, "pid"), *py = hs_render__meta(s, "python.version");
 	const cJSON *when = hs_render__meta(s, "time_iso");
@@ -96,6 +184,8 @@ int hs_render_summary_text(FILE *f, const hs_snapshot *s, const hs_summary *sum,
 	fprintf(f, "%s\n\n", line);
 	HS_TRY(memory_table(f, s, sum));
 	fputc('\n', f);
+	if (sum->by == HS_GROUP_SITE)
+		return site_table(f, sum, opts);
 
 	hs_table *t;
 	HS_TRY(hs_table_new(&t, 4));
@@ -142,6 +232,37 @@ int hs_render_summary_text(FILE *f, const hs_snapshot *s, const hs_summary *sum,
 	return rc;
 }
 
+static int site_row_json(cJSON *r, const hs_snapshot *s, const hs_summary_row *row)
+{
+	int ok = 1;
+	if (row->site == HS_NO_SITE) {
+		ok &= cJSON_AddNullToObject(r, "site") != NULL;
+	} else {
+		hs_site si;
+		cJSON *o = cJSON_AddObjectToObject(r, "site");
+		ok &= o != NULL && hs_snapshot_site(s, row->site, &si) == 0;
+		if (ok) {
+			ok &= cJSON_AddStringToObject(o, "file", si.file) != NULL;
+			ok &= cJSON_AddItemToObject(o, "line", hs_render__num(si.line));
+			ok &= cJSON_AddStringToObject(o, "function", si.function) != NULL;
+		}
+	}
+	ok &= cJSON_AddBoolToObject(r, "estimate", row->estimate) != NULL;
+	ok &= cJSON_AddItemToObject(r, "samples", hs_render__num(row->samples));
+	cJSON *types = cJSON_AddArrayToObject(r, "types");
+	ok &= types != NULL;
+	for (size_t i = 0; ok && i < row->type_count; i++) {
+		cJSON *t = cJSON_CreateObject();
+		ok &= t != NULL && cJSON_AddItemToArray(types, t);
+		if (!ok)
+			break;
+		ok &= cJSON_AddStringToObject(t, "name", row->types[i].name) != NULL;
+		ok &= cJSON_AddItemToObject(t, "count", hs_render__num(row->types[i].count));
+		ok &= cJSON_AddItemToObject(t, "bytes", hs_render__num(row->types[i].bytes));
+	}
+	return ok;
+}
+
 int hs_render_summary_json(cJSON **out, const hs_snapshot *s, const hs_summary *sum,
                            const hs_render_options *opts)
 {
@@ -151,7 +272,7 @@ int hs_render_summary_json(cJSON **out, const hs_snapshot *s, const hs_summary *
 		return hs_render__oom();
 	int ok = 1;
 	ok &= cJSON_AddStringToObject(o, "file", hs_snapshot_path(s)) != NULL;
-	ok &= cJSON_AddStringToObject(o, "by", sum->by == HS_GROUP_MODULE ? "module" : "type") != NULL;
+	ok &= cJSON_AddStringToObject(o, "by", by_name(sum->by)) != NULL;
 	ok &= cJSON_AddItemToObject(o, "top", hs_render__num(opts ? opts->top : 25));
 	cJSON *mem = cJSON_AddObjectToObject(o, "memory");
 	ok &= mem != NULL;
@@ -165,7 +286,10 @@ int hs_render_summary_json(cJSON **out, const hs_snapshot *s, const hs_summary *
 	}
 	uint64_t v;
 	if (ok)
-		ok &= cJSON_AddItemToObject(mem, "python_objects", hs_render__num(sum->total_bytes));
+		ok &= cJSON_AddItemToObject(mem, "python_objects",
+		                            hs_render__num(sum->by == HS_GROUP_SITE
+		                                           ? hs_snapshot_stats_get(s)->total_bytes
+		                                           : sum->total_bytes));
 	if (ok && hs_render__meta_u64(s, "pymalloc.allocated_blocks", &v))
 		ok &= cJSON_AddItemToObject(mem, "pymalloc_allocated_blocks", hs_render__num(v));
 	if (ok && hs_render__meta_u64(s, "pymalloc.bytes_in_arenas", &v))
@@ -189,6 +313,8 @@ int hs_render_summary_json(cJSON **out, const hs_snapshot *s, const hs_summary *
 		ok &= cJSON_AddStringToObject(r, "name", sum->rows[i].name) != NULL;
 		ok &= cJSON_AddItemToObject(r, "count", hs_render__num(sum->rows[i].count));
 		ok &= cJSON_AddItemToObject(r, "bytes", hs_render__num(sum->rows[i].bytes));
+		if (ok && sum->by == HS_GROUP_SITE)
+			ok &= site_row_json(r, s, &sum->rows[i]);
 	}
 	cJSON *other = cJSON_AddObjectToObject(o, "other");
 	ok &= other != NULL;
@@ -201,6 +327,20 @@ int hs_render_summary_json(cJSON **out, const hs_snapshot *s, const hs_summary *
 		ok &= cJSON_AddItemToObject(other, "count", hs_render__num(oc));
 		ok &= cJSON_AddItemToObject(other, "bytes", hs_render__num(ob));
 		ok &= cJSON_AddItemToObject(other, "groups", hs_render__num(sum->row_count - top));
+	}
+	if (ok && sum->by == HS_GROUP_SITE) {
+		const hs_summary_sites *st = &sum->sites;
+		cJSON *si = cJSON_AddObjectToObject(o, "sites");
+		ok &= si != NULL;
+		if (ok) {
+			ok &= cJSON_AddBoolToObject(si, "sampled", st->sample_bytes != 0) != NULL;
+			ok &= cJSON_AddItemToObject(si, "sample_bytes", hs_render__num(st->sample_bytes));
+			ok &= cJSON_AddItemToObject(si, "tracked_objects", hs_render__num(st->tracked_objects));
+			ok &= cJSON_AddItemToObject(si, "tracked_bytes", hs_render__num(st->tracked_bytes));
+			ok &= cJSON_AddItemToObject(si, "untracked_objects", hs_render__num(st->untracked_objects));
+			ok &= cJSON_AddItemToObject(si, "untracked_bytes", hs_render__num(st->untracked_bytes));
+			ok &= cJSON_AddItemToObject(si, "unmatched_blocks", hs_render__num(st->unmatched_blocks));
+		}
 	}
 	if (!ok) {
 		cJSON_Delete(o);

@@ -486,7 +486,7 @@ serve({})
 
         before = Client(sock_path(t.pid)).req("AGENT")["counts"]["dumps"]
         snap = os.path.join(ctx.tmp, "via-agent.hsnap")
-        rc, out, err = cli(ctx, "dump", t.pid, "-o", snap)
+        rc, out, err = cli(ctx, "dump", t.pid, "-o", snap, "--no-fork")
         check(rc == 0, "cli: dump PID succeeds (%s)" % err)
         after = Client(sock_path(t.pid)).req("AGENT")["counts"]["dumps"]
         check(after == before + 1, "cli: dump PID went through the agent (%d -> %d DUMPs)" % (before, after))
@@ -826,7 +826,7 @@ serve({"progress": progress, "end": end})
         paths = [os.path.join(ctx.tmp, "threads-%d.hsnap" % i) for i in range(20)]
 
         def one(path):
-            rc, out, err = cli(ctx, "dump", t.pid, "-o", path, timeout=300)
+            rc, out, err = cli(ctx, "dump", t.pid, "-o", path, "--no-fork", timeout=300)
             if rc != 0:
                 errors.append(err)
         for i in range(0, 20, 5):

@@ -173,8 +173,9 @@ class Run(object):
         return total, steady
 
 
-def mprof_read(path):
-    """MEM and CHLD lines of an mprof .dat: (samples, duration, peak MEM bytes)."""
+def mprof_read(path, at=None):
+    """MEM and CHLD lines of an mprof .dat: samples, duration, peak MEM bytes, and MEM
+    at `at` seconds after the first sample."""
     mem, chld, times = [], 0, []
     with open(path) as f:
         for line in f:
@@ -187,8 +188,21 @@ def mprof_read(path):
             elif parts[0] == "CHLD":
                 chld += 1
     dur = times[-1] - times[0] if len(times) > 1 else 0.0
+    at_value = None
+    if at is not None and times:
+        i = min(range(len(times)), key=lambda k: abs(times[k] - times[0] - at))
+        at_value = mem[i]
     return {"mem_samples": len(mem), "child_samples": chld, "duration": dur,
-            "peak": max(mem) if mem else 0.0, "bytes": os.path.getsize(path)}
+            "peak": max(mem) if mem else 0.0, "bytes": os.path.getsize(path), "at": at_value}
+
+
+def total_at(tl, at, key):
+    """The tree's total `key` (rss, pss) from `heapsnap timeline --json` nearest to `at` s."""
+    samples = tl["total"].get("samples") or []
+    if not samples:
+        return None
+    best = min(samples, key=lambda x: abs(x["t"] - at))
+    return best.get(key)
 
 
 def timeline(heapsnap, rec):
@@ -287,9 +301,10 @@ def bench_pool(a, work, results):
               "sum of RSS %s, sum of PSS %s" % (ref.probe[2], fmt_mib(ref.probe[0]),
                                                 fmt_mib(ref.probe[1])))
     print("   allocated by the fixture: 100 + 10 x 50 = 600 MiB (+ 11 interpreters)")
-    widths = [22, 6, 10, 12, 12, 11, 11, 14, 14]
+    mid = 2.0 + hold / 2
+    widths = [22, 6, 10, 11, 11, 9, 9, 12, 12, 12]
     print(row(["tool", "procs", "samples/s", "CPU total", "CPU steady", "bytes", "B/sample",
-               "tree peak", "(RSS sum)"], widths))
+               "tree peak", "(RSS sum)", "mid-hold"], widths))
     variants = tools(a, work, "pool")
     # mprof needs -M -C for a tree (-C alone runs the script under memory_profiler's own
     # __main__, where the pool cannot pickle the worker function: tried once, below)
@@ -317,24 +332,27 @@ def bench_pool(a, work, results):
             peak = (pk.get("pss") or {}).get("bytes") or 0
             rss_sum = pk["rss"]["bytes"]
             nbytes, bps = rec["file_bytes"], rec["bytes_per_sample"]
+            at = total_at(tl, mid, "pss") or total_at(tl, mid, "rss") or 0
             extra = {"sampler_cpu_self": rec["sampler_cpu_seconds"], "processes": procs,
                      "rss_rate_per_process": statistics.median(
                          [p["rates"]["rss"] for p in tl["processes"] if p["rates"].get("rss")]),
                      "sum_of_process_peaks_rss": tl["total"].get("sum_of_process_peaks_rss")}
         elif os.path.exists(out):
-            m = mprof_read(out)
+            m = mprof_read(out, mid)
             procs = ""
+            at = m["at"] or 0
             rate = (m["mem_samples"] + m["child_samples"]) / m["duration"] if m["duration"] else 0
             peak, rss_sum = m["peak"], m["peak"]
             nbytes = m["bytes"]
             bps = m["bytes"] / max(1, m["mem_samples"] + m["child_samples"])
             extra = {"mem_samples": m["mem_samples"], "child_samples": m["child_samples"]}
         else:
-            procs = rate = peak = rss_sum = nbytes = bps = 0
+            procs = rate = peak = rss_sum = nbytes = bps = at = 0
             extra = {}
         status = "" if ok else " (program failed: exit %d)" % r.rc
         print(row([label, procs, "%.1f" % rate, "%.2f s" % total, "%.2f %%" % (100 * steady),
-                   nbytes, "%.2f" % bps, fmt_mib(peak), fmt_mib(rss_sum)], widths) + status)
+                   nbytes, "%.2f" % bps, fmt_mib(peak), fmt_mib(rss_sum), fmt_mib(at)], widths)
+              + status)
         if not ok:
             last = [ln for ln in (r.err or "").splitlines() if ln.strip()]
             if last:
@@ -343,12 +361,13 @@ def bench_pool(a, work, results):
                              "samples_per_s": rate, "sampler_cpu_s": total,
                              "sampler_cpu_steady": steady, "file_bytes": nbytes,
                              "bytes_per_sample": bps, "tree_peak": peak, "rss_sum_peak": rss_sum,
-                             "wall": r.wall}, **extra))
+                             "mid_hold": at, "wall": r.wall}, **extra))
     if ref.probe:
         results.append({"workload": "pool", "tool": "reference", "rss_sum": ref.probe[0],
                         "pss_sum": ref.probe[1], "processes": ref.probe[2]})
-    print("   heapsnap: tree peak = sum of PSS at one instant; mprof: peak of MEM with -C = "
-          "parent + children RSS")
+    print("   heapsnap: tree peak = sum of PSS at one instant, mid-hold = that sum at %.0f s "
+          "(PSS estimated between smaps_rollup samples); mprof: MEM with -C = parent + children "
+          "RSS" % mid)
 
 
 def bench_cpu(a, work, results):
@@ -359,32 +378,42 @@ def bench_cpu(a, work, results):
     for label, kind, argv, out in tools(a, work, "cpu"):
         configs.append((label, argv + [a.python, prog, n] if kind == "heapsnap" else
                         argv + ["--nopython", a.python, prog, n]))
-    print("\n== cpu: a CPU-bound loop of %s iterations, its own wall and CPU time, median of %d "
-          "interleaved runs" % (n, a.repeat))
+    print("\n== cpu: a CPU-bound loop of %s iterations, its own wall and CPU time over %d "
+          "interleaved rounds (median and best)" % (n, a.repeat))
     times = {c[0]: [] for c in configs}
     for rep in range(a.repeat):
-        for label, cmd in configs:
+        # each round starts one configuration later: none always runs after the same one
+        k = rep % len(configs)
+        for label, cmd in configs[k:] + configs[:k]:
             r = Run(cmd, work)
             line = [ln for ln in r.out.splitlines() if ln.startswith("{")]
             if r.rc != 0 or not line:
                 times[label].append(None)
                 continue
             times[label].append(json.loads(line[-1]))
-    base_w = statistics.median(t["wall"] for t in times["bare"] if t)
-    base_c = statistics.median(t["cpu"] for t in times["bare"] if t)
-    widths = [22, 10, 10, 10, 10]
-    print(row(["run", "wall", "x bare", "CPU", "x bare"], widths))
+    base = [t for t in times["bare"] if t]
+    base_w = statistics.median(t["wall"] for t in base)
+    base_c = statistics.median(t["cpu"] for t in base)
+    min_w = min(t["wall"] for t in base)
+    min_c = min(t["cpu"] for t in base)
+    widths = [22, 10, 8, 10, 8, 10, 8, 10, 8]
+    print(row(["run", "wall med", "x bare", "CPU med", "x bare", "wall min", "x bare", "CPU min",
+               "x bare"], widths))
     for label, _ in configs:
         ok = [t for t in times[label] if t]
         if not ok:
-            print(row([label, "failed", "", "", ""], widths))
+            print(row([label, "failed", "", "", "", "", "", "", ""], widths))
             continue
         w = statistics.median(t["wall"] for t in ok)
         c = statistics.median(t["cpu"] for t in ok)
-        print(row([label, "%.3f s" % w, "%.3f" % (w / base_w), "%.3f s" % c, "%.3f" % (c / base_c)],
+        mw = min(t["wall"] for t in ok)
+        mc = min(t["cpu"] for t in ok)
+        print(row([label, "%.3f s" % w, "%.3f" % (w / base_w), "%.3f s" % c, "%.3f" % (c / base_c),
+                   "%.3f s" % mw, "%.3f" % (mw / min_w), "%.3f s" % mc, "%.3f" % (mc / min_c)],
                   widths))
         results.append({"workload": "cpu", "tool": label, "wall": w, "cpu": c,
                         "slowdown_wall": w / base_w, "slowdown_cpu": c / base_c,
+                        "slowdown_wall_min": mw / min_w, "slowdown_cpu_min": mc / min_c,
                         "runs": [t and t["wall"] for t in times[label]]})
     print("   mprof runs the script with --nopython here (a plain child, as heapsnap does);"
           " each figure is the target's own clock")

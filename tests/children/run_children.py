@@ -65,6 +65,8 @@ def run(cli, *args, timeout=120):
 
 def dump_children(cli, pid, out, *extra):
     t0 = time.monotonic()
+    if "--fork" not in extra and "--no-fork" not in extra:
+        extra = tuple(extra) + ("--no-fork",)  # the default is fork mode
     rc, so, se = run(cli, "dump", pid, "--children", "-o", out, *extra)
     took = time.monotonic() - t0
     idx = None

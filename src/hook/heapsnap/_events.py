@@ -6,13 +6,15 @@ GCEVENTS; formats/agent-protocol.md).
     heapsnap.marks(since=0)              # {"next", "marks": [...], "dropped"}
     heapsnap.gc_events(since=0)          # {"next", "events": [...], "dropped"}
 
-The GC ring is fed by a gc.callbacks entry installed when this module is
-imported (by `import heapsnap`): about a microsecond per collection.
+The GC ring (in C) is fed by a gc.callbacks entry installed when this module
+is imported (by `import heapsnap`): about a microsecond per collection.
 """
 import collections
 import gc
 import itertools
 import time
+
+from heapsnap import _heapsnap
 
 RING = 4096          # entries kept per ring
 LABEL_MAX = 1024     # characters kept of a marker's label
@@ -23,11 +25,9 @@ _wall = time.time
 _marks = collections.deque(maxlen=RING)   # (seq, t, wall, label)
 _mark_seq = itertools.count()             # next() is atomic under the GIL
 
-_gc_ring = collections.deque(maxlen=RING)  # (seq, generation, t, seconds, collected, uncollectable)
-_gc_seq = itertools.count()
-_gc_start = [0.0]                          # t of the running collection
-_gc_pause = [0.0, 0.0, 0.0]                # seconds per generation, since `since`
-since = _mono()                            # when the GC ring started
+# The GC ring is C (src/hook/events.c): Python tuples and floats appended on
+# every collection would show up in snapshots as a growing population.
+since = _heapsnap._gc_since()             # when the GC ring started
 
 
 def mark(label):
@@ -71,41 +71,19 @@ def gc_events(since=0):
     """Collections (from gc.callbacks) with a sequence number >= since:
     {"next", "events": [{"seq", "generation", "t" (start, monotonic),
     "seconds", "collected", "uncollectable"}], "dropped"}."""
-    out, nxt, dropped = _since(_gc_ring, int(since))
-    r = {"next": nxt, "events": [{"seq": s, "generation": g, "t": t, "seconds": d,
-                                  "collected": c, "uncollectable": u}
-                                 for s, g, t, d, c, u in out]}
-    if dropped:
-        r["dropped"] = dropped
-    return r
+    return _heapsnap._gc_events(max(0, int(since)))
 
 
 def gc_pause_seconds():
     """Total seconds spent in collections per generation since the ring
     started (module `since`)."""
-    return list(_gc_pause)
-
-
-def _gc_callback(phase, info, _mono=_mono, _start=_gc_start, _pause=_gc_pause,
-                 _ring=_gc_ring, _seq=_gc_seq):
-    # gc calls this before and after every collection (it builds `info`
-    # for any callback: about 0.5 us); this adds about 0.4 us
-    if phase == "start":
-        _start[0] = _mono()
-        return
-    t0 = _start[0]
-    if not t0:
-        return  # installed during a collection: no start seen
-    d = _mono() - t0
-    _start[0] = 0.0
-    gen = info["generation"]
-    _pause[gen] += d
-    _ring.append((next(_seq), gen, t0, d, info["collected"], info["uncollectable"]))
+    return _heapsnap._gc_pause_seconds()
 
 
 def _install():
-    if _gc_callback not in gc.callbacks:
-        gc.callbacks.append(_gc_callback)
+    # a C function: about a microsecond per collection, no Python objects kept
+    if _heapsnap._gc_callback not in gc.callbacks:
+        gc.callbacks.append(_heapsnap._gc_callback)
 
 
 _install()

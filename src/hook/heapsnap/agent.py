@@ -649,6 +649,27 @@ class Agent:
             out["child_private_dirty"] = r.get("child_private_dirty_bytes")
         return out
 
+    def _cmd_track(self, arg):
+        word, _, rest = arg.partition(b" ")
+        word = word.decode("ascii", "replace")
+        if word == "START":
+            lt = _lines_start(_track_opts(rest.decode("ascii", "replace")), True)
+            return lt.read()
+        lt = _lines
+        if word in ("READ", "STOP"):
+            known = rest.split()
+            try:
+                known = [int(x) for x in known]
+            except ValueError:
+                known = None
+            if known is None or len(known) > 3:
+                raise ValueError("TRACK %s takes [LOCATIONS STACKS PEAK]: the counts of location "
+                                 "and stack definitions known and the peak known" % word)
+            if lt is None:
+                raise ValueError("tracking is not on in this process (TRACK START first)")
+            return lt.read(*known, stop=word == "STOP")
+        raise ValueError("TRACK takes START [OPTIONS], READ or STOP")
+
     def _cmd_agent(self, arg):
         if arg:
             raise ValueError("AGENT takes no argument")
@@ -782,6 +803,7 @@ _COMMANDS = {
     "GCEVENTS": Agent._cmd_gcevents,
     "DUMP": Agent._cmd_dump,
     "AGENT": Agent._cmd_agent,
+    "TRACK": Agent._cmd_track,
 }
 
 
@@ -944,6 +966,7 @@ def _install_hooks():
 
 
 def _at_exit():
+    _lines_final_file()
     try:
         stop(timeout=30.0)
     except Exception:
@@ -960,12 +983,182 @@ def _after_fork_in_child():
     a._abandon_in_child()
     if not was_running or not a.after_fork:
         return
+    _lines_after_fork()
     try:
         child = Agent(**a.options)
         child._start()
         _agent = child
     except Exception as e:
         _warn("heapsnap: the agent could not start in child process %d: %s", os.getpid(), _message(e))
+
+
+# --------------------------------------------------------------------------
+# allocation tracking for `heapsnap record --lines` (TRACK START/READ/STOP)
+
+def _track_opts(text):
+    """"exact" / "sample=524288,seed=1,all_frames,native" -> Tracker kwargs."""
+    opts = {"exact": False, "sample_bytes": 512 * 1024, "seed": None, "all_frames": False,
+            "native": None}
+    for item in text.replace(" ", ",").split(","):
+        item = item.strip()
+        if not item or item.lower() in ("1", "on", "yes", "sampled"):
+            continue
+        key, eq, val = item.partition("=")
+        key = key.lower().replace("-", "_")
+        if key == "exact" and not eq:
+            opts["exact"] = True
+        elif key in ("sample", "sample_bytes") and eq:
+            opts["sample_bytes"] = _size(val)
+            if opts["sample_bytes"] < 1:
+                raise ValueError("sample=%s must be at least 1 byte" % val)
+        elif key == "seed" and eq and val.isdigit():
+            opts["seed"] = int(val)
+        elif key == "all_frames" and not eq:
+            opts["all_frames"] = True
+        elif key == "native" and not eq:
+            opts["native"] = True
+        else:
+            raise ValueError("bad tracking option '%s' (exact, sample=BYTES, seed=N, all_frames, "
+                             "native)" % item)
+    return opts
+
+
+class _LineTrack(object):
+    """One tracker for the recorder. Replies are absolute (figures so far per
+    stack), and definitions are sent from the ids the client says it knows,
+    so a reply lost on the way (the process exiting while it is sent) loses
+    nothing: the next reply, or the file written at exit, has it all."""
+
+    def __init__(self, opts, from_now):
+        from heapsnap import _track
+        self._track = _track
+        self.opts = opts
+        self.from_now = from_now
+        self.lock = threading.Lock()
+        self.tracker = _track.Tracker(exact=opts["exact"], sample_bytes=opts["sample_bytes"],
+                                      all_frames=opts["all_frames"], seed=opts["seed"],
+                                      native=opts["native"])
+        self.stack_ids = {}     # (kind, thread, truncated, frames) -> id, -1: heapsnap's own
+        self.stack_defs = []    # per id: its definition
+        self.own_codes = []     # per code: a file of the heapsnap package (the agent's work)
+        self.lib = []           # per location: library flag
+        self.final = None       # the last export, once stopped
+        self.finished = False
+        self.t0 = time.monotonic()
+        self.tracker.start()
+
+    def read(self, known_locs=0, known_stacks=0, known_peak=-1, stop=False):
+        with self.lock:
+            if self.finished:
+                d = self.final
+            else:
+                if stop:
+                    self.tracker.stop()
+                    self.finished = True
+                d = self.tracker._data()
+                if stop:
+                    self.final = d
+            return self._reply(d, known_locs, known_stacks, known_peak)
+
+    def _reply(self, d, known_locs, known_stacks, known_peak):
+        now = time.monotonic()
+        tot = d.get("totals", {})
+        out = {"ok": True, "t": now, "active": not self.finished, "final": self.finished}
+        if tot.get("forked_child"):
+            out.update(locs=[], stacks=[], figures=[], forked_child=True)
+            return out
+        out["settings"] = {"exact": bool(tot.get("exact")),
+                           "sample_bytes": int(tot.get("sample_bytes") or 0),
+                           "seed": tot.get("seed"), "native": bool(tot.get("native")),
+                           "all_frames": self.opts["all_frames"],
+                           "peak_basis": tot.get("peak_basis", ""),
+                           "from_now": self.from_now, "t": self.t0}
+        codes, locs, threads = d["codes"], d["locs"], d["threads"]
+        own = self.own_codes
+        for i in range(len(own), len(codes)):
+            own.append(codes[i][0].startswith(_PACKAGE_DIR))
+        is_lib = self._track.is_library
+        for i in range(len(self.lib), len(locs)):
+            self.lib.append(1 if is_lib(codes[locs[i][0]][0]) else 0)
+        new_locs = []
+        for i in range(max(known_locs, 0), len(locs)):
+            code, line = locs[i]
+            fn, qn, first = codes[code]
+            new_locs.append([i, fn, qn, line, first, self.lib[i]])
+        figures = []
+        peak_rows = []
+        for st in d["stacks"]:
+            kind, thread, trunc, frames = st[0], st[1], st[2], st[3]
+            key = (kind, thread, trunc, frames)
+            sid = self.stack_ids.get(key)
+            if sid is None:
+                if any(own[locs[f][0]] for f in frames):
+                    sid = self.stack_ids[key] = -1  # the agent's own work: not the program's
+                else:
+                    sid = self.stack_ids[key] = len(self.stack_defs)
+                    th = threads[thread] if 0 <= thread < len(threads) else None
+                    self.stack_defs.append([sid, kind, th[1] if th else -1, th[2] if th else None,
+                                            trunc, list(frames)])
+            if sid < 0:
+                continue
+            figures.append([sid, st[5], st[6], st[8], st[9]])
+            if st[11]:
+                peak_rows.append([sid, st[10], st[11]])
+        out["locs"] = new_locs
+        out["stacks"] = self.stack_defs[max(known_stacks, 0):]
+        out["figures"] = figures
+        pk = tot.get("peak_bytes")
+        if pk is not None and pk > 0 and pk != known_peak:
+            out["peak"] = {"bytes": pk, "stacks": peak_rows}
+        out["final_bytes"] = tot.get("final_bytes")
+        return out
+
+
+_lines = None
+_lines_lock = threading.Lock()
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _lines_start(opts, from_now):
+    global _lines
+    with _lines_lock:
+        if _lines is not None and not _lines.finished:
+            raise ValueError("tracking is already on in this process")
+        _lines = _LineTrack(opts, from_now)
+        return _lines
+
+
+def _lines_final_file():
+    """At exit (the recorder may not read again): the last figures into
+    $HEAPSNAP_AGENT_DIR/track-<pid>.json, written under a temporary name."""
+    lt = _lines
+    d = os.environ.get("HEAPSNAP_AGENT_DIR")
+    if lt is None or lt.finished or not d:
+        return
+    try:
+        reply = _encode(lt.read(0, 0, -1, stop=True))
+        final = os.path.join(d, "track-%d.json" % os.getpid())
+        tmp = final + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(reply)
+        os.rename(tmp, final)
+    except Exception as e:
+        _warn("heapsnap: the last allocation figures of process %d were lost: %s", os.getpid(),
+              _message(e))
+
+
+def _lines_after_fork():
+    """In a child made by fork: the parent's tracker stopped there (see
+    heapsnap.track); start the child's own when the recorder asked for it."""
+    global _lines
+    _lines = None
+    value = os.environ.get("HEAPSNAP_TRACK")
+    if value:
+        try:
+            _lines_start(_track_opts(value), False)
+        except Exception as e:
+            _warn("heapsnap: allocation tracking could not start in child process %d: %s",
+                  os.getpid(), _message(e))
 
 
 # --------------------------------------------------------------------------
@@ -1029,7 +1222,20 @@ def _start_from_env():
         opts = _parse_env(value)
         if opts is None:
             return None
-        return start(**opts)
+        track = os.environ.get("HEAPSNAP_TRACK")
+        if track:
+            # before the agent's fork hook is installed: heapsnap.track's own
+            # after-fork clean-up runs first in a child
+            topts = _track_opts(track)
+            # imported now, not lazily by a connection thread: a fork while
+            # a thread imports leaves the module's import lock held in the
+            # child (3.8), whose exit would then wait for it forever
+            import json  # noqa: F401
+            from heapsnap import _track  # noqa: F401
+        a = start(**opts)
+        if track:
+            _lines_start(topts, False)
+        return a
     except Exception as e:
         try:
             sys.stderr.write("heapsnap: HEAPSNAP_AGENT='%s': %s; the agent was not started\n"
