@@ -256,8 +256,14 @@ static rproc *add_proc(recorder *r, int pid, int ppid, int64_t t_us, int root)
 	hs_procfs_exe(pid, exe, sizeof(exe));
 	ptrdiff_t parent = -1;
 	rproc *pp = find_alive(r, ppid);
-	if (pp)
+	if (pp) {
 		parent = (ptrdiff_t)pp->index;
+		/* a fork halves the PSS of every page the parent now shares with
+		 * the child: measure the parent again on the next tick instead of
+		 * estimating from its unchanged RSS (the child is measured on its
+		 * first tick) */
+		pp->next_smaps = 0;
+	}
 	if (!argc && pp && pp->argc && (flags & HS_REC_PROC_FROM_BIRTH)) {
 		/* gone (or not readable) already: a child of fork starts as its
 		 * parent's copy, argv and executable included */

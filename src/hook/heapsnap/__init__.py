@@ -22,6 +22,16 @@ ptrace. Markers for timelines work with or without it:
 """
 from heapsnap._heapsnap import __version__, dump
 from heapsnap._events import gc_events, mark, marks
-from heapsnap._track import Tracker, profile, track
 
 __all__ = ["dump", "mark", "marks", "gc_events", "track", "profile", "Tracker", "__version__"]
+
+
+def __getattr__(name):
+    # heapsnap.track / profile / Tracker load the tracker's Python side on
+    # first use: `import heapsnap` stays light and imports no threading,
+    # inspect or sysconfig into the program it inspects
+    if name in ("track", "profile", "Tracker"):
+        from heapsnap import _track
+        return getattr(_track, name)
+    raise AttributeError("module 'heapsnap' has no attribute %r" % name)
+
