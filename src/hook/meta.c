@@ -368,6 +368,16 @@ static int gather_threads(hs_meta *m)
 				Py_XDECREF(nid);
 				PyErr_Clear();
 				ti.main = t == mainth;
+				if (ti.main && ti.has_native_id && ti.native_id != (unsigned long)getpid()) {
+					/* threading keeps the parent's native id for the thread
+					 * that survived os.fork() (3.8-3.13 reset only its
+					 * ident): that thread is the child's first, its id the
+					 * pid, unless the id names one of our threads */
+					char task[64];
+					snprintf(task, sizeof(task), "/proc/self/task/%lu", ti.native_id);
+					if (access(task, F_OK) != 0)
+						ti.native_id = (unsigned long)getpid();
+				}
 				if (add_thread(m, &ti) < 0) {
 					hs_free(ti.name);
 					Py_XDECREF(items);

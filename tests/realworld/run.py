@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Run one real-world fixture program under one interpreter.
 
-usage: run.py --cli CLI --build BUILD --python PY --program NAME [--requirements FILE]
+usage: run.py --cli CLI --build BUILD --python PY --program NAME [--requirements FILE]...
 
-With --requirements, the program runs in a venv made by PY under
-BUILD/realworld-venvs/ from that pinned file (made once, reused while the
+With --requirements (repeatable: the pins of every file go into one venv),
+the program runs in a venv made by PY under BUILD/realworld-venvs/ from those
+pinned files (made once, reused while the
 pins and the interpreter are the same); exit 77 with the reason when the venv
 or the packages cannot be had (PyPI unreachable, no wheel for PY).
 """
@@ -19,11 +20,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
 
 
-def venv_for(py, req, build):
-    pins = [l.strip() for l in open(req) if l.strip() and not l.startswith("#")]
+def venv_for(py, reqs, build):
+    pins = []
+    for req in reqs:
+        pins += [l.strip() for l in open(req) if l.strip() and not l.startswith("#") and l.strip() not in pins]
     ver = subprocess.run([py, "-c", "import sys; print(sys.version)"], capture_output=True, text=True).stdout
     key = hashlib.sha256(("\n".join(pins) + ver + py).encode()).hexdigest()[:12]
-    name = os.path.basename(req)[len("requirements-"):-len(".txt")]
+    name = "+".join(os.path.basename(req)[len("requirements-"):-len(".txt")] for req in reqs)
     venv = os.path.join(build, "realworld-venvs", "%s-%s" % (name, key))
     vpy = os.path.join(venv, "bin", "python")
     stamp = os.path.join(venv, "heapsnap-ok")
@@ -35,11 +38,12 @@ def venv_for(py, req, build):
         print("SKIP: %s -m venv failed (python3-venv missing?): %s" % (py, p.stderr[-300:]))
         sys.exit(SKIP)
     p = subprocess.run([vpy, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-                        "--timeout", "30", "--retries", "1", "--only-binary", ":all:", "-r", req],
+                        "--timeout", "30", "--retries", "1", "--only-binary", ":all:"] + [a for req in reqs for a in ("-r", req)],
                        capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         print(p.stdout[-1500:] + p.stderr[-1500:])
-        print("SKIP: pip could not install %s for %s (PyPI unreachable or no wheel for this Python)" % (req, py))
+        print("SKIP: pip could not install %s for %s (PyPI unreachable or no wheel for this Python)"
+              % (" ".join(reqs), py))
         sys.exit(SKIP)
     open(stamp, "w").write("ok\n")
     return vpy
@@ -51,7 +55,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--python", required=True)
     ap.add_argument("--program", required=True)
-    ap.add_argument("--requirements")
+    ap.add_argument("--requirements", action="append")
     ap.add_argument("--timeout", type=int, default=240)
     a = ap.parse_args()
     py = a.python

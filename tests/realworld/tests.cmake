@@ -58,4 +58,25 @@ foreach(_py ${_rw_thirdparty})
     _hs_rw_test(realworld.${_prog}.${_v} "python;slow" ${_py} ${_prog}.py
       --requirements ${_rw}/requirements-${_req}.txt)
   endforeach()
+  # Today's live-process features driven from outside, as a user would:
+  # the agent in uvicorn under load (stats, dump fork/--no-fork), gunicorn
+  # under `record --snapshot-every` (timeline, plot, snapshots), a pandas
+  # Pool under `record --lines` (lines, flamegraph), and `dump --children`
+  # of Django's autoreloading runserver.
+  foreach(_pair fastapi_agent:fastapi gunicorn_record:web+gunicorn pandas_pool_lines:pandas
+          django_runserver_children:django)
+    string(REPLACE ":" ";" _pair "${_pair}")
+    list(GET _pair 0 _prog)
+    list(GET _pair 1 _reqs)
+    string(REPLACE "+" ";" _reqs "${_reqs}")
+    set(_args "")
+    foreach(_r ${_reqs})
+      if(_r STREQUAL "gunicorn")
+        list(APPEND _args --requirements ${_rw}/../children/requirements-gunicorn.txt)
+      else()
+        list(APPEND _args --requirements ${_rw}/requirements-${_r}.txt)
+      endif()
+    endforeach()
+    _hs_rw_test(realworld.${_prog}.${_v} "python;slow" ${_py} ${_prog}.py ${_args})
+  endforeach()
 endforeach()

@@ -1147,6 +1147,23 @@ def _lines_final_file():
               _message(e))
 
 
+def _lines_exit_hooks():
+    """For `record --lines`: multiprocessing's fork workers (and other
+    children made by os.fork()) leave by os._exit, which runs no atexit:
+    wrap it so their last figures are written as at a normal exit."""
+    real_exit = os._exit
+    if getattr(real_exit, "__wrapped__", None):
+        return  # already wrapped (a forked child inherits the wrapper)
+
+    def _exit(status):
+        try:
+            _lines_final_file()
+        finally:
+            real_exit(status)
+    _exit.__wrapped__ = real_exit
+    os._exit = _exit
+
+
 def _lines_after_fork():
     """In a child made by fork: the parent's tracker stopped there (see
     heapsnap.track); start the child's own when the recorder asked for it."""
@@ -1235,6 +1252,7 @@ def _start_from_env():
         a = start(**opts)
         if track:
             _lines_start(topts, False)
+            _lines_exit_hooks()
         return a
     except Exception as e:
         try:
