@@ -84,6 +84,11 @@ typedef struct layer {
 	_Atomic int enabled;
 	int in_use;
 	int libc;   /* blocks of this domain are libc malloc blocks (usable size) */
+	/* The fast paths (see w_malloc), 0 when they must not be taken: requests
+	 * up to fast_max bytes that the sampler skips go straight to the
+	 * allocator below; frees of blocks the filter says are not tracked too. */
+	_Atomic size_t fast_max;
+	_Atomic int fast_free;
 } layer;
 
 typedef struct alayer {
@@ -142,9 +147,21 @@ static _Atomic int64_t tk_snap_next;
 static _Atomic int64_t tk_snap_pending; /* a high-water mark to snapshot, 0 none */
 
 static const hs_preload_iface *iface;
-static _Thread_local hs_track_thread own_state;
-static hs_track_thread *own_thread(void) { return &own_state; }
-static hs_track_thread *(*_Atomic thread_state)(void) = own_thread;
+/* The per-thread state. Read on every allocator call, so it is in the
+ * static TLS block ("initial-exec": one %fs-relative load) rather than
+ * reached through __tls_get_addr, which a dlopen'ed module's default model
+ * calls on every access (about 1% of an allocation-heavy run's CPU when
+ * measured). The state is 40 bytes, well within glibc's static TLS surplus
+ * reserved for dlopen'ed modules. With the interposer loaded, its TLS is
+ * used instead (the busy flag must be shared with it): reached through its
+ * function, a direct branch decides which. */
+static __thread hs_track_thread own_state __attribute__((tls_model("initial-exec")));
+static hs_track_thread *(*_Atomic ext_thread)(void);
+static inline hs_track_thread *thread_state(void)
+{
+	hs_track_thread *(*f)(void) = atomic_load_explicit(&ext_thread, memory_order_relaxed);
+	return __builtin_expect(f != NULL, 0) ? f() : &own_state;
+}
 
 /* ------------------------------------------------------------------ */
 /* lock                                                                */
@@ -493,18 +510,53 @@ static inline void after_alloc(hs_track_thread *t, void *p, size_t n)
 /* ------------------------------------------------------------------ */
 /* PyMem wrappers                                                      */
 
+/*
+ * Fast paths. Measured with cachegrind on bench_track.py's workload (scale
+ * 0.1, Python 3.11), the wrappers executed about 56 (malloc) and 42 (free)
+ * instructions per call and the run 16-18% more instructions than the plain
+ * one (8.7% with these paths): saving registers around the call below, the
+ * busy flag, the sampler, the pending-snapshot check. Most calls need
+ * none of it, so a call that the sampler skips is forwarded as a tail call
+ * after a countdown update:
+ *   - only in sampled mode, for the OBJ and MEM domains over pymalloc, for
+ *     requests of at most 512 bytes (pymalloc serves them itself: above that
+ *     it forwards to PyMem_RawMalloc, which must see `busy` to pass the block
+ *     through), without the interposer (which reads `busy` for every malloc);
+ *   - pymalloc may still call PyMem_RawRealloc/RawCalloc for its own
+ *     bookkeeping (the arena array, 3.10+'s address map nodes): those rare
+ *     blocks are then sampled as the current line's allocations, which they
+ *     are, and counted once;
+ *   - a high-water mark noted during a fast call (a new arena) is snapshot by
+ *     the next slow call, which flushes on entry as well as on exit.
+ * A free takes its fast path when the filter says the block is not tracked.
+ */
+static void *w_malloc_slow(layer *L, hs_track_thread *t, size_t n);
+
 static void *w_malloc(void *ctx, size_t n)
 {
 	layer *L = ctx;
+	hs_track_thread *t = thread_state();
+	if (__builtin_expect(n <= atomic_load_explicit(&L->fast_max, memory_order_relaxed), 1)) {
+		int64_t c = t->countdown - (int64_t)n;
+		if (__builtin_expect(c > 0 && !t->busy && t->gen == tk_gen && !t->quiet, 1)) {
+			t->countdown = c;
+			return L->prev.malloc(L->prev.ctx, n);
+		}
+	}
+	return w_malloc_slow(L, t, n);
+}
+
+__attribute__((noinline)) static void *w_malloc_slow(layer *L, hs_track_thread *t, size_t n)
+{
 	if (!atomic_load_explicit(&L->enabled, memory_order_relaxed))
 		return L->prev.malloc(L->prev.ctx, n);
-	hs_track_thread *t = thread_state();
 	if (t->busy) {
 		void *p = L->prev.malloc(L->prev.ctx, n);
 		if (p && L->libc)
 			total_add((int64_t)malloc_usable_size(p));
 		return p;
 	}
+	snap_flush();
 	t->busy = 1;
 	void *p = L->prev.malloc(L->prev.ctx, n);
 	if (p) {
@@ -590,13 +642,23 @@ static void *w_realloc(void *ctx, void *ptr, size_t n)
 	return p;
 }
 
+static void w_free_slow(layer *L, void *ptr);
+
 static void w_free(void *ctx, void *ptr)
 {
 	layer *L = ctx;
+	if (__builtin_expect(atomic_load_explicit(&L->fast_free, memory_order_relaxed) && !hs_tk_maybe_tracked(ptr), 1))
+		return L->prev.free(L->prev.ctx, ptr);
+	w_free_slow(L, ptr);
+}
+
+__attribute__((noinline)) static void w_free_slow(layer *L, void *ptr)
+{
 	if (!ptr || !atomic_load_explicit(&L->enabled, memory_order_relaxed)) {
 		L->prev.free(L->prev.ctx, ptr);
 		return;
 	}
+	snap_flush();
 	if (L->libc)
 		total_add(-(int64_t)malloc_usable_size(ptr));
 	if (tk_exact || hs_tk_maybe_tracked(ptr))
@@ -684,6 +746,11 @@ static int install_layers(int libc_mask, int arenas)
 			PyMemAllocatorEx mine = { L, w_malloc, w_calloc, w_realloc, w_free };
 			PyMem_SetAllocator(doms[d], &mine);
 		}
+		/* fast paths: sampled mode over pymalloc (libc_mask 1: RAW is libc,
+		 * MEM and OBJ are pymalloc's), without the interposer */
+		int fast = !tk_exact && !tk_native && libc_mask == 1 && d > 0;
+		atomic_store(&L->fast_max, fast ? (size_t)512 : 0);
+		atomic_store(&L->fast_free, fast);
 		atomic_store(&L->enabled, 1);
 		cur_layer[d] = L;
 	}
@@ -719,6 +786,8 @@ static void uninstall_layers(void)
 		layer *L = cur_layer[d];
 		if (!L)
 			continue;
+		atomic_store(&L->fast_max, 0);
+		atomic_store(&L->fast_free, 0);
 		atomic_store(&L->enabled, 0);
 		PyMemAllocatorEx cur;
 		PyMem_GetAllocator(doms[d], &cur);
@@ -809,8 +878,11 @@ static void atfork_child(void)
 	thread_state()->busy--;
 	atomic_store(&tk_on, 0);
 	for (int d = 0; d < 3; d++)
-		if (cur_layer[d])
+		if (cur_layer[d]) {
+			atomic_store(&cur_layer[d]->fast_max, 0);
+			atomic_store(&cur_layer[d]->fast_free, 0);
 			atomic_store(&cur_layer[d]->enabled, 0);
+		}
 	if (cur_alayer)
 		atomic_store(&cur_alayer->enabled, 0);
 	tk_forked = 1;
@@ -882,7 +954,7 @@ static int engine_start(int exact, int64_t mean, PyObject *seed, int want_native
 	tk_samples = 0;
 	tk_forked = 0;
 	iface = pi;
-	atomic_store(&thread_state, pi ? pi->thread : own_thread);
+	atomic_store(&ext_thread, pi ? pi->thread : NULL);
 	/* the starting thread draws first: with a seed its sequence is fixed */
 	init_thread(thread_state());
 	tk_native = 0;

@@ -25,6 +25,7 @@
 
 hs_tk_tables hs_tk_t;
 _Atomic uint8_t hs_tk_filter[1u << HS_TK_FILTER_BITS];
+_Atomic uint64_t hs_tk_filter_bits[(1u << HS_TK_FILTER_BITS) / 64];
 
 static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
 {
@@ -83,6 +84,8 @@ int hs_tk_tables_init(void)
 	memset(&hs_tk_t, 0, sizeof(hs_tk_t));
 	for (size_t i = 0; i < (1u << HS_TK_FILTER_BITS); i++)
 		atomic_store_explicit(&hs_tk_filter[i], 0, memory_order_relaxed);
+	for (size_t i = 0; i < (1u << HS_TK_FILTER_BITS) / 64; i++)
+		atomic_store_explicit(&hs_tk_filter_bits[i], 0, memory_order_relaxed);
 	hs_tk_t.live_mask = 1023;
 	hs_tk_t.live = calloc(hs_tk_t.live_mask + 1, sizeof(hs_tk_entry));
 	if (!hs_tk_t.live || rehash(&hs_tk_t.code_slots, &hs_tk_t.code_mask, 0, code_hash) < 0 ||
@@ -284,18 +287,26 @@ static inline size_t live_slot(uintptr_t p, size_t mask)
 
 static void filter_add(uintptr_t p)
 {
-	_Atomic uint8_t *c = &hs_tk_filter[hs_tk_filter_slot(p)];
+	size_t i = hs_tk_filter_slot(p);
+	_Atomic uint8_t *c = &hs_tk_filter[i];
 	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+	if (v == 0)
+		atomic_fetch_or_explicit(&hs_tk_filter_bits[i >> 6], (uint64_t)1 << (i & 63), memory_order_release);
 	if (v < 255) /* a saturated counter stays: "maybe" for ever */
 		atomic_store_explicit(c, (uint8_t)(v + 1), memory_order_release);
 }
 
 static void filter_del(uintptr_t p)
 {
-	_Atomic uint8_t *c = &hs_tk_filter[hs_tk_filter_slot(p)];
+	size_t i = hs_tk_filter_slot(p);
+	_Atomic uint8_t *c = &hs_tk_filter[i];
 	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
-	if (v > 0 && v < 255)
+	if (v > 0 && v < 255) {
 		atomic_store_explicit(c, (uint8_t)(v - 1), memory_order_release);
+		if (v == 1)
+			atomic_fetch_and_explicit(&hs_tk_filter_bits[i >> 6], ~((uint64_t)1 << (i & 63)),
+			                          memory_order_release);
+	}
 }
 
 static int live_grow(void)

@@ -2,6 +2,8 @@
 
 usage: PYTHONPATH=build/python python3 tests/bench/bench_track.py [--repeat 5] [--scale 1.0]
        [--native LIB]    (also runs heapsnap sampled with LD_PRELOAD=LIB)
+       [--scalene PY]    (a python with scalene installed, same version; default: this one)
+       [--slow-repeat 1] [--no-micro]
 
 Prints, for one interpreter:
   - ns added per hooked allocator call when the call is not sampled (a loop
@@ -12,7 +14,10 @@ Prints, for one interpreter:
   - for an allocation-heavy script (parse/aggregate job, JSON round trip,
     object graph build), each mode in its own process: wall time, slowdown
     against plain, peak RSS (ru_maxrss), and whether the known line (the
-    retained table) comes first by live bytes.
+    retained table) comes first by live bytes; peers in the same run:
+    tracemalloc (1 and 10 frames), memory_profiler's line profiler (what
+    @profile runs) and Scalene's memory mode when installed (else a printed
+    reason). A Markdown table.
 Figures, not pass/fail.
 """
 import argparse
@@ -96,6 +101,7 @@ def worker(mode, scale):
     """Times the workload with tracking on (imports, start and the report
     afterwards are timed apart: report_seconds)."""
     attributed = None
+    top_line = None
     report = 0.0
     if mode == "plain":
         t0 = time.perf_counter()
@@ -109,9 +115,43 @@ def worker(mode, scale):
         dt = time.perf_counter() - t0
         snap = tracemalloc.take_snapshot()
         top = snap.statistics("lineno")[0]
-        attributed = top.traceback[0].lineno == known_line()
+        top_line = top.traceback[0].lineno
+        attributed = top_line == known_line()
         tracemalloc.stop()
         report = time.perf_counter() - t0 - dt
+        del keep
+    elif mode == "memory_profiler":
+        # @profile's machinery (memory_profiler.profile wraps the function in a
+        # LineProfiler and prints show_results): the three workload functions,
+        # RSS read after every line (psutil backend, its default)
+        import memory_profiler
+        prof = memory_profiler.LineProfiler(backend="psutil")
+        g = globals()
+        saved = {}
+        for name in ("parse_aggregate", "json_round_trip", "object_graph"):
+            saved[name] = g[name]
+            g[name] = prof(g[name])
+        t0 = time.perf_counter()
+        keep = workload(scale)
+        dt = time.perf_counter() - t0
+        g.update(saved)
+        inc = {}
+        for code, lines in prof.code_map.items():
+            for ln, m in lines:
+                if m and m[0] > 0:
+                    inc[ln] = inc.get(ln, 0) + m[0]
+        top_line = max(inc, key=inc.get) if inc else None
+        attributed = top_line == known_line()
+        with open(os.devnull, "w") as null:
+            memory_profiler.show_results(prof, stream=null)
+        report = time.perf_counter() - t0 - dt
+        del keep
+    elif mode == "scalene":
+        # run under `scalene run --memory` (see run_scalene); the profile is
+        # read by the parent once scalene has written it
+        t0 = time.perf_counter()
+        keep = workload(scale)
+        dt = time.perf_counter() - t0
         del keep
     else:
         import importlib
@@ -123,12 +163,18 @@ def worker(mode, scale):
         dt = time.perf_counter() - t0
         t.stop()
         top = t.lines(by="live", top=1)
-        attributed = bool(top) and top[0].line == known_line()
+        top_line = top[0].line if top else None
+        attributed = top_line == known_line()
         report = time.perf_counter() - t0 - dt
         del keep
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"mode": mode, "seconds": dt, "maxrss_kb": rss, "attributed": attributed,
-                      "report_seconds": report}))
+    line = json.dumps({"mode": mode, "seconds": dt, "maxrss_kb": rss, "attributed": attributed,
+                       "top_line": top_line, "report_seconds": report})
+    if os.environ.get("HS_BENCH_OUT"):  # under scalene, whose own output shares stdout
+        with open(os.environ["HS_BENCH_OUT"], "w") as f:
+            f.write(line + "\n")
+    else:
+        print(line)
 
 
 def micro():
@@ -178,6 +224,41 @@ def micro():
     }
 
 
+def scalene_python(path):
+    """The interpreter to run `scalene run` with: PATH (a python with scalene
+    installed, e.g. a venv's), or this interpreter if it imports scalene.
+    Returns (python, None) or (None, why not)."""
+    py = path or sys.executable
+    r = subprocess.run([py, "-c", "import sys, scalene; print('%d.%d.%d' % sys.version_info[:3])"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if r.returncode != 0:
+        return None, "scalene is not importable by %s (pip install scalene into a venv, then --scalene VENV/bin/python)" % py
+    if r.stdout.strip() != sys.version.split()[0]:
+        return None, "%s is Python %s, not this interpreter's %s" % (py, r.stdout.strip(), sys.version.split()[0])
+    return py, None
+
+
+def run_scalene(py, scale, tmp):
+    """One run under `scalene run --memory`: the worker's figures, and
+    whether Scalene's line with the most net growth is the known line."""
+    out = os.path.join(tmp, "worker.json")
+    prof = os.path.join(tmp, "profile.json")
+    env = dict(os.environ, HS_BENCH_OUT=out)
+    subprocess.run([py, "-m", "scalene", "run", "--memory", "-o", prof, HERE, "---",
+                    "--worker", "scalene", "--scale", str(scale)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    with open(out) as f:
+        r = json.loads(f.read())
+    with open(prof) as f:
+        d = json.load(f)
+    lines = d.get("files", {}).get(HERE, {}).get("lines", [])
+    grown = [l for l in lines if l.get("n_growth_mb", 0) > 0]
+    r["top_line"] = max(grown, key=lambda l: l["n_growth_mb"])["lineno"] if grown else None
+    r["attributed"] = r["top_line"] == known_line()
+    r["file_bytes"] = os.path.getsize(prof)
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker")
@@ -185,45 +266,85 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--native", help="path of libheapsnap_preload.so")
+    ap.add_argument("--scalene", help="a python that imports scalene (same version as this one)")
+    ap.add_argument("--slow-repeat", type=int, default=1,
+                    help="runs of memory_profiler and Scalene (default 1: they are slow)")
+    ap.add_argument("--no-micro", action="store_true")
     a = ap.parse_args()
     if a.worker:
         return worker(a.worker, a.scale)
     if a.micro:
         print(json.dumps(micro()))
         return
-    print("python %s" % sys.version.split()[0])
-    m = json.loads(subprocess.run([sys.executable, HERE, "--micro"], check=True,
-                                  stdout=subprocess.PIPE, text=True).stdout)
-    print("micro: %d allocator calls; not sampled: %.1f ns added per call; per sample: %.0f ns "
-          "(depth 3), %.0f ns (depth 30), %.0f ns (depth 64); exact: %.0f ns per allocation" % (
-              m["allocator_calls"], m["ns_per_unsampled_call"], m["ns_per_sample_depth_3"],
-              m["ns_per_sample_depth_30"], m["ns_per_sample_depth_64"], m["exact_ns_per_allocation"]))
+    print("python %s; scale %.2f; %d CPUs; load %.2f" % (sys.version.split()[0], a.scale,
+                                                      os.cpu_count(), os.getloadavg()[0]))
+    if not a.no_micro:
+        m = json.loads(subprocess.run([sys.executable, HERE, "--micro"], check=True,
+                                      stdout=subprocess.PIPE, text=True).stdout)
+        print("micro: %d allocator calls; not sampled: %.1f ns added per call; per sample: %.0f ns "
+              "(depth 3), %.0f ns (depth 30), %.0f ns (depth 64); exact: %.0f ns per allocation" % (
+                  m["allocator_calls"], m["ns_per_unsampled_call"], m["ns_per_sample_depth_3"],
+                  m["ns_per_sample_depth_30"], m["ns_per_sample_depth_64"], m["exact_ns_per_allocation"]))
     modes = ["plain", "heapsnap-sampled", "heapsnap-exact", "tracemalloc-1", "tracemalloc-10"]
     if a.native:
         modes.insert(2, "heapsnap-sampled-native")
+    skipped = []
+    slow = []
+    r = subprocess.run([sys.executable, "-c", "import memory_profiler, psutil"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if r.returncode == 0:
+        slow.append("memory_profiler")
+    else:
+        skipped.append(("memory_profiler", "memory_profiler (with psutil) is not importable by %s "
+                        "(Debian: apt-get install python3-memory-profiler; else pip install "
+                        "memory_profiler)" % sys.executable))
+    sc_py, why = scalene_python(a.scalene)
+    if sc_py:
+        slow.append("scalene")
+    else:
+        skipped.append(("scalene", why))
     res = {}
-    for _ in range(a.repeat):
-        for mode in modes:
-            env = dict(os.environ)
-            wmode = mode
-            if mode == "heapsnap-sampled-native":
-                env["LD_PRELOAD"] = a.native
-                wmode = "heapsnap-sampled"
-            out = subprocess.run([sys.executable, HERE, "--worker", wmode, "--scale", str(a.scale)],
-                                 check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
-            res.setdefault(mode, []).append(json.loads(out.strip().splitlines()[-1]))
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="bench_track.") as tmp:
+        for rep in range(max(a.repeat, a.slow_repeat)):
+            run_modes = (modes if rep < a.repeat else []) + (slow if rep < a.slow_repeat else [])
+            for mode in run_modes:
+                if mode == "scalene":
+                    res.setdefault(mode, []).append(run_scalene(sc_py, a.scale, tmp))
+                    continue
+                env = dict(os.environ)
+                wmode = mode
+                if mode == "heapsnap-sampled-native":
+                    env["LD_PRELOAD"] = a.native
+                    wmode = "heapsnap-sampled"
+                out = subprocess.run([sys.executable, HERE, "--worker", wmode, "--scale", str(a.scale)],
+                                     check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
+                res.setdefault(mode, []).append(json.loads(out.strip().splitlines()[-1]))
     # the fastest run of each mode: on a shared machine, noise only adds time
     base = min(r["seconds"] for r in res["plain"])
     base_rss = statistics.median(r["maxrss_kb"] for r in res["plain"])
-    print("%-24s %9s %9s %12s %9s %9s  %s" % ("mode", "seconds", "slowdown", "peak RSS", "RSS x",
-                                              "report s", "known line first"))
-    for mode in modes:
-        s = min(r["seconds"] for r in res[mode])
-        rss = statistics.median(r["maxrss_kb"] for r in res[mode])
-        att = res[mode][0]["attributed"]
-        rep = min(r["report_seconds"] for r in res[mode])
-        print("%-24s %9.3f %8.2fx %9.1f MiB %8.2fx %9.3f  %s" % (
-            mode, s, s / base, rss / 1024.0, rss / base_rss, rep, "-" if att is None else att))
+    print()
+    print("known line: %s:%d (the retained table). Seconds: best of %d (%d for memory_profiler "
+          "and Scalene), workload only." % (os.path.basename(HERE), known_line(), a.repeat,
+                                           a.slow_repeat))
+    print()
+    print("| mode | runs | seconds | slowdown | peak RSS | RSS x | report s | known line first (its first line) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for mode in modes + slow:
+        rs = res[mode]
+        s = min(r["seconds"] for r in rs)
+        rss = statistics.median(r["maxrss_kb"] for r in rs)
+        att = rs[0]["attributed"]
+        rep = min(r["report_seconds"] for r in rs)
+        print("| %s | %d | %.3f | %.2fx | %.1f MiB | %.2fx | %.3f | %s |" % (
+            mode, len(rs), s, s / base, rss / 1024.0, rss / base_rss, rep,
+            "-" if att is None else "%s (%s)" % ("yes" if att else "no", rs[0].get("top_line"))))
+    for mode, why in skipped:
+        print("| %s | 0 | skipped: %s | | | | | |" % (mode, why))
+    print()
+    print("memory_profiler: LineProfiler (what @profile uses) on the three workload functions, "
+          "psutil backend; known line first = largest summed Increment. Scalene: `scalene run "
+          "--memory`, known line first = largest n_growth_mb; its RSS includes its own runtime.")
 
 
 if __name__ == "__main__":
