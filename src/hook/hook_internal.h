@@ -208,6 +208,36 @@ double hs_hook__now(void);
  * hs_error_last()); returns -1. */
 int hs_hook__raise(int code, const char *path);
 
+/* Sizes as sys.getsizeof reports them (sizes.c), shared by the dump's walk
+ * and the agent's TYPES walk. */
+enum hs_size_kind {
+	HS_SK_DEFAULT,   /* object.__sizeof__: basicsize + itemsize * ob_size */
+	HS_SK_STR, HS_SK_LONG, HS_SK_LIST, HS_SK_DICT, HS_SK_SET, HS_SK_BYTEARRAY,
+	HS_SK_CALL_C,    /* a C method descriptor: call it (no Python code runs) */
+	HS_SK_CALL_PY,   /* anything else: may run Python code */
+	HS_SK_NONE,      /* no __sizeof__ at all: basic size, estimated */
+};
+#define HS_SIZE_BUILTINS 8
+typedef struct hs_size_rules {
+	PyObject *name;                             /* "__sizeof__", interned */
+	PyObject *builtin_sizeof[HS_SIZE_BUILTINS]; /* borrowed descriptors */
+	int builtin_kind[HS_SIZE_BUILTINS];
+} hs_size_rules;
+/* Look up the builtin __sizeof__ descriptors; -1 with an exception set. */
+int hs_hook__size_rules_init(hs_size_rules *r);
+/* The hs_size_kind of a type's __sizeof__. */
+int hs_hook__size_kind(const hs_size_rules *r, PyTypeObject *tp);
+/* __sizeof__ of `op` computed in C for the builtin kinds: 1 with *out set,
+ * 0 for the others (HS_SK_CALL_*, HS_SK_NONE). */
+int hs_hook__size_native(int kind, PyTypeObject *tp, PyObject *op, Py_ssize_t *out);
+/* What sys.getsizeof adds to __sizeof__() (the GC and pre-headers). */
+Py_ssize_t hs_hook__presize(PyTypeObject *tp, PyObject *op, int is_gc);
+static inline int hs_hook__obj_is_gc(PyTypeObject *tp, PyObject *op)
+{
+	return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(op));
+}
+const void *hs_hook__str_data(PyObject *op);
+
 /* Allocation tracking (track.c): add its functions to the module.
  * Returns 0, or -1 with an exception set. */
 int hs_track__register(PyObject *module);

@@ -189,14 +189,6 @@ fail:
 /* ------------------------------------------------------------------ */
 /* _types: per-type table                                              */
 
-enum size_kind {
-	SZ_DEFAULT, /* object.__sizeof__: basicsize + itemsize * ob_size */
-	SZ_STR, SZ_LONG, SZ_LIST, SZ_DICT, SZ_SET, SZ_BYTEARRAY,
-	SZ_CALL,    /* its own __sizeof__: measured after the walk */
-	SZ_NONE,    /* no __sizeof__ at all: basic size, estimated */
-};
-#define SZ_BUILTINS 8
-
 enum type_kind { TK_OTHER, TK_DICT, TK_CODE, TK_TYPE, TK_NDARRAY, TK_WEAKREF };
 
 typedef struct tstat {
@@ -217,98 +209,10 @@ typedef struct twalk {
 	uint64_t objects, estimated, sizeof_calls;
 	int err;
 	int gc_only;
-	PyObject *builtin_sizeof[SZ_BUILTINS];
-	int builtin_kind[SZ_BUILTINS];
+	hs_size_rules sizes; /* which __sizeof__ is a known builtin (sizes.c) */
 } twalk;
 
 static PyObject *s_sizeof, *s_module;
-
-static inline int obj_is_gc(PyTypeObject *tp, PyObject *op)
-{
-	return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(op));
-}
-
-/* What sys.getsizeof adds to __sizeof__(): walk.c's presize(). */
-static inline Py_ssize_t presize(PyTypeObject *tp, PyObject *op, int is_gc)
-{
-	const Py_ssize_t gc_head = 2 * (Py_ssize_t)sizeof(uintptr_t); /* PyGC_Head */
-#if PY_VERSION_HEX < 0x030B0000
-	(void)tp;
-	(void)op;
-	return is_gc ? gc_head : 0;
-#else
-	(void)is_gc;
-#if PY_VERSION_HEX >= 0x030D0000
-	if (tp == &PyType_Type && !(((PyTypeObject *)op)->tp_flags & Py_TPFLAGS_HEAPTYPE))
-		return 0;
-#else
-	(void)op;
-#endif
-#if PY_VERSION_HEX >= 0x030C0000
-	unsigned long pre = Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
-#else
-	unsigned long pre = Py_TPFLAGS_MANAGED_DICT;
-#endif
-	return (PyType_IS_GC(tp) ? gc_head : 0) +
-	       ((tp->tp_flags & pre) ? 2 * (Py_ssize_t)sizeof(PyObject *) : 0);
-#endif
-}
-
-/* unicode_sizeof_impl: walk.c's str_size(). */
-static Py_ssize_t str_size(PyObject *op)
-{
-	PyASCIIObject *a = (PyASCIIObject *)op;
-	Py_ssize_t len = a->length;
-	Py_ssize_t kind = a->state.kind;
-	int compact_ascii = a->state.compact && a->state.ascii;
-	const void *data;
-	Py_ssize_t size;
-	if (compact_ascii) {
-		size = (Py_ssize_t)sizeof(PyASCIIObject) + len + 1;
-		data = a + 1;
-	} else if (a->state.compact) {
-		size = (Py_ssize_t)sizeof(PyCompactUnicodeObject) + (len + 1) * kind;
-		data = (PyCompactUnicodeObject *)op + 1;
-	} else {
-		size = (Py_ssize_t)sizeof(PyUnicodeObject);
-		data = ((PyUnicodeObject *)op)->data.any;
-		if (data)
-			size += (len + 1) * kind;
-	}
-#if PY_VERSION_HEX < 0x030C0000
-	if (a->wstr && (!a->state.ready || (const void *)a->wstr != data)) {
-		Py_ssize_t wlen = compact_ascii ? a->length : ((PyCompactUnicodeObject *)op)->wstr_length;
-		size += (wlen + 1) * (Py_ssize_t)sizeof(wchar_t);
-	}
-#endif
-	if (!compact_ascii) {
-		PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)op;
-		if (c->utf8 && (const void *)c->utf8 != data)
-			size += c->utf8_length + 1;
-	}
-	return size;
-}
-
-/* int.__sizeof__: walk.c's long_size(). */
-static Py_ssize_t long_size(PyTypeObject *tp, PyObject *op)
-{
-#if PY_VERSION_HEX < 0x030C0000
-	(void)tp;
-	Py_ssize_t n = ((PyVarObject *)op)->ob_size;
-	if (n < 0)
-		n = -n;
-#if PY_VERSION_HEX >= 0x030B0000
-	if (n < 1)
-		n = 1;
-#endif
-	return (Py_ssize_t)offsetof(PyLongObject, ob_digit) + n * (Py_ssize_t)sizeof(digit);
-#else
-	Py_ssize_t n = (Py_ssize_t)(((PyLongObject *)op)->long_value.lv_tag >> 3); /* _PyLong_NON_SIZE_BITS */
-	if (n < 1)
-		n = 1;
-	return tp->tp_basicsize + n * tp->tp_itemsize;
-#endif
-}
 
 /*
  * numpy arrays are not GC objects, yet a view keeps its base alive (walk.c
@@ -337,14 +241,7 @@ static void tstat_init(twalk *w, tstat *t, PyTypeObject *tp)
 	memset(t, 0, sizeof(*t));
 	t->tp = tp;
 	Py_INCREF(tp); /* keeps the type, and so its name, until the result is built */
-	PyObject *d = _PyType_Lookup(tp, s_sizeof);
-	t->size_kind = SZ_NONE;
-	if (d) {
-		t->size_kind = SZ_CALL;
-		for (int i = 0; i < SZ_BUILTINS; i++)
-			if (w->builtin_sizeof[i] == d)
-				t->size_kind = (uint8_t)w->builtin_kind[i];
-	}
+	t->size_kind = (uint8_t)hs_hook__size_kind(&w->sizes, tp);
 	unsigned long fl = tp->tp_flags;
 	if (fl & Py_TPFLAGS_DICT_SUBCLASS) {
 		t->kind = TK_DICT;
@@ -460,42 +357,14 @@ static int account(twalk *w, tstat *t, PyObject *op, int is_gc)
 	Py_ssize_t s;
 	t->count++;
 	w->objects++;
-	switch (t->size_kind) {
-	case SZ_DEFAULT:
-		s = tp->tp_basicsize;
-		if (tp->tp_itemsize > 0)
-			s += ((PyVarObject *)op)->ob_size * tp->tp_itemsize;
-		break;
-	case SZ_STR:
-		s = str_size(op);
-		break;
-	case SZ_LONG:
-		s = long_size(tp, op);
-		break;
-	case SZ_LIST:
-		s = tp->tp_basicsize + ((PyListObject *)op)->allocated * (Py_ssize_t)sizeof(void *);
-		break;
-	case SZ_DICT:
-		s = _PyDict_SizeOf((PyDictObject *)op);
-		break;
-	case SZ_SET: {
-		PySetObject *so = (PySetObject *)op;
-		s = tp->tp_basicsize;
-		if (so->table != so->smalltable)
-			s += (so->mask + 1) * (Py_ssize_t)sizeof(setentry);
-		break;
-	}
-	case SZ_BYTEARRAY:
-		s = tp->tp_basicsize + ((PyByteArrayObject *)op)->ob_alloc;
-		break;
-	case SZ_CALL:
-		return defer(w, op);
-	default:
-		w->estimated++;
-		t->bytes += (uint64_t)tp->tp_basicsize;
+	if (hs_hook__size_native(t->size_kind, tp, op, &s)) {
+		t->bytes += (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
 		return 0;
 	}
-	t->bytes += (uint64_t)(s + presize(tp, op, is_gc));
+	if (t->size_kind == HS_SK_CALL_C || t->size_kind == HS_SK_CALL_PY)
+		return defer(w, op); /* its own __sizeof__: measured after the walk */
+	w->estimated++;
+	t->bytes += (uint64_t)tp->tp_basicsize;
 	return 0;
 }
 
@@ -593,7 +462,7 @@ static int process(twalk *w, PyObject *op)
 	tstat *t = tstat_get(w, tp);
 	if (!t)
 		return w->err;
-	int is_gc = obj_is_gc(tp, op);
+	int is_gc = hs_hook__obj_is_gc(tp, op);
 	if (account(w, t, op, is_gc) < 0)
 		return HS_ENOMEM;
 	if (w->gc_only)
@@ -740,7 +609,7 @@ static void measure_deferred(twalk *w)
 			j = (j + 1) & w->mask;
 		if (w->tab[j].tp == tp) {
 			if (v >= 0) {
-				w->tab[j].bytes += (uint64_t)(v + presize(tp, op, obj_is_gc(tp, op)));
+				w->tab[j].bytes += (uint64_t)(v + hs_hook__presize(tp, op, hs_hook__obj_is_gc(tp, op)));
 			} else {
 				w->tab[j].bytes += (uint64_t)tp->tp_basicsize;
 				w->estimated++;
@@ -873,16 +742,9 @@ PyObject *hs_hook__types(PyObject *self, PyObject *args, PyObject *kwargs)
 	int rc = w.tab ? 0 : HS_ENOMEM;
 	if (rc == 0 && !gc_only)
 		rc = hs_vset_init(&w.seen);
-	static PyTypeObject *const builtin_types[SZ_BUILTINS] = {
-		&PyBaseObject_Type, &PyUnicode_Type, &PyLong_Type, &PyList_Type,
-		&PyDict_Type, &PySet_Type, &PyFrozenSet_Type, &PyByteArray_Type,
-	};
-	static const int builtin_kinds[SZ_BUILTINS] = {
-		SZ_DEFAULT, SZ_STR, SZ_LONG, SZ_LIST, SZ_DICT, SZ_SET, SZ_SET, SZ_BYTEARRAY,
-	};
-	for (int i = 0; i < SZ_BUILTINS; i++) {
-		w.builtin_sizeof[i] = _PyType_Lookup(builtin_types[i], s_sizeof);
-		w.builtin_kind[i] = builtin_kinds[i];
+	if (rc == 0 && hs_hook__size_rules_init(&w.sizes) < 0) {
+		PyErr_Clear();
+		rc = HS_ENOMEM;
 	}
 
 	/* The walk: no object is created or freed, no code runs. */

@@ -99,10 +99,6 @@ int hs_hook__gc_foreach(int (*fn)(PyObject *op, int generation, void *arg), void
 }
 
 /* PyObject_IS_GC without the call (the exported function in 3.9+). */
-static inline int obj_is_gc(PyTypeObject *tp, PyObject *op)
-{
-	return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(op));
-}
 
 static inline int gc_is_tracked(PyObject *op)
 {
@@ -146,15 +142,6 @@ static const char *const name_text[N_COUNT] = {
 
 /* ------------------------------------------------------------------ */
 /* Per-type information                                                */
-
-enum size_kind {
-	SK_DEFAULT, /* object.__sizeof__: basicsize + itemsize * ob_size */
-	SK_STR, SK_LONG, SK_LIST, SK_DICT, SK_SET, SK_BYTEARRAY,
-	SK_CALL_C,  /* a C method descriptor: call it (no Python code runs) */
-	SK_CALL_PY, /* anything else: may run Python code */
-	SK_NONE,    /* no __sizeof__ at all: basic size, estimated */
-	SK_BUILTIN_COUNT = SK_BYTEARRAY + 1
-};
 
 enum obj_kind {
 	K_OTHER, K_DICT, K_LIST, K_TUPLE, K_FUNC, K_CELL, K_TYPE, K_MODULE,
@@ -217,8 +204,7 @@ typedef struct walk {
 	PyObject **deferred;  /* strong refs: objects whose Python __sizeof__ runs after the walk */
 	size_t ndeferred, cdeferred;
 	uint32_t names[N_COUNT];
-	PyObject *builtin_sizeof[SK_BUILTIN_COUNT + 2]; /* borrowed descriptors */
-	int builtin_kind[SK_BUILTIN_COUNT + 2];
+	hs_size_rules sizes;  /* which __sizeof__ is a known builtin (sizes.c) */
 	hs_buf tmp;
 	hs_walk_result *res;
 } walk;
@@ -419,19 +405,6 @@ static int type_name(walk *w, PyTypeObject *tp, hs_buf *b)
 	return hs_buf_put(b, n, strlen(n));
 }
 
-static int size_kind_of(walk *w, PyTypeObject *tp)
-{
-	PyObject *d = _PyType_Lookup(tp, s_sizeof);
-	if (d == NULL)
-		return SK_NONE;
-	for (int i = 0; i < SK_BUILTIN_COUNT + 2; i++)
-		if (w->builtin_sizeof[i] == d)
-			return w->builtin_kind[i];
-	if (Py_TYPE(d) == &PyMethodDescr_Type)
-		return SK_CALL_C;
-	return SK_CALL_PY;
-}
-
 static int add_slots(walk *w, tinfo *ti)
 {
 	PyTypeObject *tp = ti->tp;
@@ -540,7 +513,7 @@ static tinfo *tinfo_new(walk *w, PyTypeObject *tp)
 	ti->tp = tp;
 	unsigned long fl = tp->tp_flags;
 	ti->heap = (fl & Py_TPFLAGS_HEAPTYPE) != 0;
-	ti->size_kind = (uint8_t)size_kind_of(w, tp);
+	ti->size_kind = (uint8_t)hs_hook__size_kind(&w->sizes, tp);
 
 	if (fl & Py_TPFLAGS_DICT_SUBCLASS) {
 		ti->kind = K_DICT;
@@ -608,7 +581,7 @@ static tinfo *tinfo_new(walk *w, PyTypeObject *tp)
 		tr.address = (uint64_t)(uintptr_t)tp;
 		tr.name = sid;
 		tr.flags = (PyType_IS_GC(tp) ? HS_TYPE_GC : 0) | (ti->heap ? HS_TYPE_HEAP : 0) |
-		           (ti->size_kind == SK_CALL_C || ti->size_kind == SK_CALL_PY ? HS_TYPE_SIZEOF_PY : 0);
+		           (ti->size_kind == HS_SK_CALL_C || ti->size_kind == HS_SK_CALL_PY ? HS_TYPE_SIZEOF_PY : 0);
 		tr.basic_size = (uint64_t)tp->tp_basicsize;
 		rc = hs_writer_type(w->w, &ti->id, &tr);
 	}
@@ -672,95 +645,13 @@ static tinfo *tinfo_get(walk *w, PyTypeObject *tp)
 /* ------------------------------------------------------------------ */
 /* Sizes, as sys.getsizeof reports them                                */
 
-/* What sys.getsizeof adds to __sizeof__() (_PySys_GetSizeOf). */
-static inline Py_ssize_t presize(PyTypeObject *tp, PyObject *op, int is_gc)
-{
-#if PY_VERSION_HEX < 0x030B0000
-	(void)tp;
-	(void)op;
-	return is_gc ? (Py_ssize_t)sizeof(PyGC_Head) : 0;
-#elif PY_VERSION_HEX < 0x030D0000
-	(void)op;
-	(void)is_gc;
-	return (Py_ssize_t)_PyType_PreHeaderSize(tp);
-#else
-	(void)is_gc;
-	if (tp == &PyType_Type && !(((PyTypeObject *)op)->tp_flags & Py_TPFLAGS_HEAPTYPE))
-		return 0;
-	return (Py_ssize_t)_PyType_PreHeaderSize(tp);
-#endif
-}
-
-static inline const void *str_data(PyObject *op)
-{
-	PyASCIIObject *a = (PyASCIIObject *)op;
-	if (a->state.compact)
-		return a->state.ascii ? (const void *)(a + 1) : (const void *)((PyCompactUnicodeObject *)op + 1);
-	return ((PyUnicodeObject *)op)->data.any;
-}
-
-/* unicode_sizeof_impl, field by field (its macros assert readiness). */
-static Py_ssize_t str_size(PyObject *op)
-{
-	PyASCIIObject *a = (PyASCIIObject *)op;
-	Py_ssize_t len = a->length;
-	Py_ssize_t kind = a->state.kind;
-	Py_ssize_t size;
-	int compact_ascii = a->state.compact && a->state.ascii;
-	if (compact_ascii)
-		size = (Py_ssize_t)sizeof(PyASCIIObject) + len + 1;
-	else if (a->state.compact)
-		size = (Py_ssize_t)sizeof(PyCompactUnicodeObject) + (len + 1) * kind;
-	else {
-		size = (Py_ssize_t)sizeof(PyUnicodeObject);
-		if (((PyUnicodeObject *)op)->data.any)
-			size += (len + 1) * kind;
-	}
-#if PY_VERSION_HEX < 0x030C0000
-	if (a->wstr && (!a->state.ready || (const void *)a->wstr != str_data(op))) {
-		Py_ssize_t wlen = compact_ascii ? a->length : ((PyCompactUnicodeObject *)op)->wstr_length;
-		size += (wlen + 1) * (Py_ssize_t)sizeof(wchar_t);
-	}
-#endif
-	if (!compact_ascii) {
-		PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)op;
-		if (c->utf8 && (const void *)c->utf8 != str_data(op))
-			size += c->utf8_length + 1;
-	}
-	return size;
-}
-
-static Py_ssize_t long_size(PyTypeObject *tp, PyObject *op)
-{
-#if PY_VERSION_HEX < 0x030B0000
-	(void)tp;
-	Py_ssize_t n = ((PyVarObject *)op)->ob_size;
-	if (n < 0)
-		n = -n;
-	return (Py_ssize_t)offsetof(PyLongObject, ob_digit) + n * (Py_ssize_t)sizeof(digit);
-#elif PY_VERSION_HEX < 0x030C0000
-	(void)tp;
-	Py_ssize_t n = ((PyVarObject *)op)->ob_size;
-	if (n < 0)
-		n = -n;
-	if (n < 1)
-		n = 1;
-	return (Py_ssize_t)offsetof(PyLongObject, ob_digit) + n * (Py_ssize_t)sizeof(digit);
-#else
-	Py_ssize_t n = (Py_ssize_t)(((PyLongObject *)op)->long_value.lv_tag >> _PyLong_NON_SIZE_BITS);
-	if (n < 1)
-		n = 1;
-	return tp->tp_basicsize + n * tp->tp_itemsize;
-#endif
-}
-
 static int size_call_now(walk *w, PyObject *op, Py_ssize_t *out);
 
 /* Call the type's own __sizeof__ like sys.getsizeof does, swallowing any
  * exception. @return 0 with *out set, or 1 when it failed or was deferred. */
 static int size_call(walk *w, tinfo *ti, PyObject *op, Py_ssize_t *out)
 {
-	if (ti->size_kind == SK_CALL_PY) {
+	if (ti->size_kind == HS_SK_CALL_PY) {
 		/* Python code could let other threads run, or run a signal
 		 * handler, while the walk holds borrowed pointers: measure after
 		 * the walk, holding a reference (hs_writer_size corrects it). */
@@ -825,36 +716,13 @@ static int obj_size(walk *w, tinfo *ti, PyObject *op, int is_gc, hs_node_record 
 {
 	PyTypeObject *tp = ti->tp;
 	Py_ssize_t s;
-	switch (ti->size_kind) {
-	case SK_DEFAULT:
-		s = tp->tp_basicsize;
-		if (tp->tp_itemsize > 0)
-			s += ((PyVarObject *)op)->ob_size * tp->tp_itemsize;
-		break;
-	case SK_STR:
-		s = str_size(op);
-		break;
-	case SK_LONG:
-		s = long_size(tp, op);
-		break;
-	case SK_LIST:
-		s = tp->tp_basicsize + ((PyListObject *)op)->allocated * (Py_ssize_t)sizeof(void *);
-		break;
-	case SK_DICT:
-		s = _PyDict_SizeOf((PyDictObject *)op);
-		break;
-	case SK_SET: {
-		PySetObject *so = (PySetObject *)op;
-		s = tp->tp_basicsize;
-		if (so->table != so->smalltable)
-			s += (so->mask + 1) * (Py_ssize_t)sizeof(setentry);
-		break;
+	if (hs_hook__size_native(ti->size_kind, tp, op, &s)) {
+		n->size = (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
+		return 0;
 	}
-	case SK_BYTEARRAY:
-		s = tp->tp_basicsize + ((PyByteArrayObject *)op)->ob_alloc;
-		break;
-	case SK_CALL_C:
-	case SK_CALL_PY:
+	switch (ti->size_kind) {
+	case HS_SK_CALL_C:
+	case HS_SK_CALL_PY:
 		if (hs_hook__no_heap_writes) {
 			/* fork mode (fork.c): calling __sizeof__ would run code and
 			 * create objects in the heap being walked; numpy arrays are
@@ -871,7 +739,7 @@ static int obj_size(walk *w, tinfo *ti, PyObject *op, int is_gc, hs_node_record 
 		n->size = (uint64_t)tp->tp_basicsize;
 		return 0;
 	}
-	n->size = (uint64_t)(s + presize(tp, op, is_gc));
+	n->size = (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
 	return 0;
 }
 
@@ -1359,7 +1227,7 @@ static int process(walk *w, PyObject *op)
 	tinfo *ti = tinfo_get(w, tp);
 	if (!ti)
 		return w->err ? w->err : HS_ENOMEM;
-	int is_gc = obj_is_gc(tp, op);
+	int is_gc = hs_hook__obj_is_gc(tp, op);
 	hs_node_record n;
 	memset(&n, 0, sizeof(n));
 	n.address = (uint64_t)(uintptr_t)op;
@@ -1717,15 +1585,9 @@ static int walk_init(walk *w)
 		return HS_ENOMEM;
 	for (int i = 0; i < N_COUNT; i++)
 		HS_TRY(string_id(w, &w->names[i], name_text[i], strlen(name_text[i])));
-	static const struct { PyTypeObject *tp; int kind; } builtins[] = {
-		{ &PyBaseObject_Type, SK_DEFAULT }, { &PyUnicode_Type, SK_STR },
-		{ &PyLong_Type, SK_LONG },          { &PyList_Type, SK_LIST },
-		{ &PyDict_Type, SK_DICT },          { &PySet_Type, SK_SET },
-		{ &PyFrozenSet_Type, SK_SET },      { &PyByteArray_Type, SK_BYTEARRAY },
-	};
-	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
-		w->builtin_sizeof[i] = _PyType_Lookup(builtins[i].tp, s_sizeof);
-		w->builtin_kind[i] = builtins[i].kind;
+	if (hs_hook__size_rules_init(&w->sizes) < 0) {
+		PyErr_Clear();
+		return HS_ENOMEM;
 	}
 	return 0;
 }
@@ -1789,7 +1651,7 @@ int hs_hook__walk(hs_writer *writer, const hs_meta *m, hs_walk_result *res)
 		Py_ssize_t sz;
 		if (rc == 0 && size_call_now(&w, op, &sz) == 0) {
 			PyTypeObject *tp = Py_TYPE(op);
-			uint64_t full = (uint64_t)(sz + presize(tp, op, obj_is_gc(tp, op)));
+			uint64_t full = (uint64_t)(sz + hs_hook__presize(tp, op, hs_hook__obj_is_gc(tp, op)));
 			rc = hs_writer_size(writer, (uint64_t)(uintptr_t)op, full);
 		}
 		Py_DECREF(op);
