@@ -21,6 +21,7 @@
 
 #include "heapsnap/recording.h"
 #include "format_internal.h"
+#include "util/intern.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/hash.h"
@@ -33,13 +34,6 @@ typedef struct series_rows {
 typedef struct proc_series {
 	series_rows kind[HS_REC_SERIES_KIND_MAX + 1];
 } proc_series;
-
-typedef struct str_slot {
-	uint64_t hash;
-	uint32_t id; /* UINT32_MAX: empty */
-	uint32_t len;
-	size_t offset; /* into pool */
-} str_slot;
 
 typedef struct section_entry {
 	uint32_t kind, raw, stored;
@@ -59,9 +53,7 @@ struct hs_rec_writer {
 	size_t section_count, section_cap;
 
 	/* strings */
-	str_slot *slots;
-	size_t slot_mask;
-	hs_buf pool;
+	hs_intern strings; /* every string written, to give it one id */
 	uint32_t string_count;
 	hs_buf pending_strings;
 	uint32_t pending_string_count;
@@ -136,28 +128,6 @@ static int emit_section(hs_rec_writer *w, uint32_t kind, const uint8_t *raw, siz
 /* ------------------------------------------------------------------ */
 /* strings                                                             */
 
-static int grow_slots(hs_rec_writer *w)
-{
-	size_t cap = (w->slot_mask + 1) * 2;
-	str_slot *s = hs_malloc(cap * sizeof(*s));
-	if (!s)
-		return HS_ENOMEM;
-	for (size_t i = 0; i < cap; i++)
-		s[i].id = UINT32_MAX;
-	for (size_t i = 0; i <= w->slot_mask; i++) {
-		if (w->slots[i].id == UINT32_MAX)
-			continue;
-		size_t j = w->slots[i].hash & (cap - 1);
-		while (s[j].id != UINT32_MAX)
-			j = (j + 1) & (cap - 1);
-		s[j] = w->slots[i];
-	}
-	hs_free(w->slots);
-	w->slots = s;
-	w->slot_mask = cap - 1;
-	return 0;
-}
-
 /* A string reference: 0 for NULL, else id + 1. */
 static int string_ref(hs_rec_writer *w, uint64_t *out, const char *s)
 {
@@ -168,31 +138,19 @@ static int string_ref(hs_rec_writer *w, uint64_t *out, const char *s)
 	size_t len = strlen(s);
 	if (len > 65536)
 		len = 65536; /* argv strings can be huge: the first 64 KiB are enough */
-	uint64_t h = hs_hash_bytes(s, len);
-	size_t i = h & w->slot_mask;
-	while (w->slots[i].id != UINT32_MAX) {
-		str_slot *e = &w->slots[i];
-		if (e->hash == h && e->len == len && !memcmp(w->pool.data + e->offset, s, len)) {
-			*out = (uint64_t)e->id + 1;
-			return 0;
-		}
-		i = (i + 1) & w->slot_mask;
-	}
-	if (w->string_count >= UINT32_MAX - 1)
+	uint32_t id, next = w->string_count >= UINT32_MAX - 1 ? UINT32_MAX : w->string_count;
+	int added = hs_intern_get(&w->strings, &id, s, len, next);
+	if (added == HS_ELIMIT)
 		return hs_error_set(HS_ELIMIT, "too many strings in one recording");
-	size_t offset = w->pool.len;
-	HS_TRY(hs_buf_put(&w->pool, s, len));
-	HS_TRY(hs_buf_put_varint(&w->pending_strings, len));
-	HS_TRY(hs_buf_put(&w->pending_strings, s, len));
-	w->slots[i].hash = h;
-	w->slots[i].len = (uint32_t)len;
-	w->slots[i].offset = offset;
-	w->slots[i].id = w->string_count;
-	*out = (uint64_t)w->string_count + 1;
-	w->string_count++;
-	w->pending_string_count++;
-	if ((uint64_t)w->string_count * 2 > w->slot_mask)
-		HS_TRY(grow_slots(w));
+	if (added < 0)
+		return added;
+	*out = (uint64_t)id + 1;
+	if (added) {
+		HS_TRY(hs_buf_put_varint(&w->pending_strings, len));
+		HS_TRY(hs_buf_put(&w->pending_strings, s, len));
+		w->string_count++;
+		w->pending_string_count++;
+	}
 	return 0;
 }
 
@@ -603,12 +561,8 @@ int hs_rec_writer_open(hs_rec_writer **out, const char *path, const char *meta_j
 	int rc = HS_ENOMEM;
 	w->path = hs_strdup(path);
 	w->cctx = ZSTD_createCCtx();
-	w->slot_mask = 255;
-	w->slots = hs_malloc((w->slot_mask + 1) * sizeof(str_slot));
-	if (!w->path || !w->cctx || !w->slots)
+	if (!w->path || !w->cctx || hs_intern_init(&w->strings, 256) < 0)
 		goto fail;
-	for (size_t i = 0; i <= w->slot_mask; i++)
-		w->slots[i].id = UINT32_MAX;
 	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (w->fd < 0) {
 		rc = hs_error_set(HS_EIO, "cannot create '%s': %s", path, strerror(errno));
@@ -639,8 +593,7 @@ void hs_rec_writer_free(hs_rec_writer *w)
 			hs_free(w->series[p].kind[k].v);
 	hs_free(w->series);
 	hs_free(w->sections);
-	hs_free(w->slots);
-	hs_buf_release(&w->pool);
+	hs_intern_release(&w->strings);
 	hs_buf_release(&w->pending_strings);
 	hs_buf_release(&w->events);
 	hs_buf_release(&w->scratch);

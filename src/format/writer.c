@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "format_internal.h"
+#include "util/intern.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/hash.h"
@@ -39,13 +40,6 @@ typedef struct job {
 } job;
 
 #define QUEUE_SLOTS 2
-
-typedef struct intern_slot {
-	uint64_t hash;
-	uint32_t id;   /* UINT32_MAX = empty */
-	uint32_t len;
-	uint64_t offset; /* into strings_pool */
-} intern_slot;
 
 struct hs_writer {
 	hs_writer_options opts;
@@ -78,9 +72,7 @@ struct hs_writer {
 	size_t spare_count;
 
 	/* Strings. */
-	intern_slot *slots;
-	size_t slot_mask;
-	hs_buf strings_pool;    /* every interned string, for comparisons */
+	hs_intern strings;      /* every string written, to give it one id */
 	uint32_t string_count;
 	hs_buf pending_strings; /* encoded, not yet in a section */
 	uint32_t pending_string_count;
@@ -303,8 +295,8 @@ static int submit(hs_writer *w, uint32_t kind, hs_buf *raw)
 
 static int track_peak(hs_writer *w)
 {
-	size_t total = w->strings_pool.cap + w->pending_strings.cap + w->pending_types.cap +
-	               w->roots.cap + (w->slot_mask + 1) * sizeof(intern_slot);
+	size_t total = hs_intern_memory(&w->strings) + w->pending_strings.cap +
+	               w->pending_types.cap + w->roots.cap;
 	for (int i = 0; i < HS_STREAM_COUNT; i++)
 		total += w->streams[i].cap;
 	/* queued chunks are about one chunk each */
@@ -454,12 +446,8 @@ int hs_writer_open(hs_writer **out, const char *path, const hs_writer_options *o
 	size_t plen = strlen(path);
 	w->tmp_path = hs_malloc(plen + 16);
 	w->cctx = ZSTD_createCCtx();
-	w->slot_mask = 1023;
-	w->slots = hs_malloc((w->slot_mask + 1) * sizeof(intern_slot));
-	if (!w->final_path || !w->tmp_path || !w->cctx || !w->slots)
+	if (!w->final_path || !w->tmp_path || !w->cctx || hs_intern_init(&w->strings, 1024) < 0)
 		goto fail;
-	for (size_t i = 0; i <= w->slot_mask; i++)
-		w->slots[i].id = UINT32_MAX;
 	memcpy(w->tmp_path, path, plen);
 	memcpy(w->tmp_path + plen, ".tmp.XXXXXX", 12);
 	w->fd = mkstemp(w->tmp_path);
@@ -543,57 +531,21 @@ int hs_writer_meta_end(hs_writer *w, const char *json, size_t len)
 	return rc;
 }
 
-static int grow_intern(hs_writer *w)
-{
-	size_t cap = (w->slot_mask + 1) * 2;
-	intern_slot *slots = hs_malloc(cap * sizeof(*slots));
-	if (!slots)
-		return HS_ENOMEM;
-	for (size_t i = 0; i < cap; i++)
-		slots[i].id = UINT32_MAX;
-	for (size_t i = 0; i <= w->slot_mask; i++) {
-		if (w->slots[i].id == UINT32_MAX)
-			continue;
-		size_t j = w->slots[i].hash & (cap - 1);
-		while (slots[j].id != UINT32_MAX)
-			j = (j + 1) & (cap - 1);
-		slots[j] = w->slots[i];
-	}
-	hs_free(w->slots);
-	w->slots = slots;
-	w->slot_mask = cap - 1;
-	return 0;
-}
-
 int hs_writer_string(hs_writer *w, uint32_t *out, const char *s, size_t len)
 {
 	if (len > HS_SECTION_MAX_RAW / 4)
 		return hs_error_set(HS_EINVAL, "string of %zu bytes is too long for the string table", len);
-	uint64_t h = hs_hash_bytes(s, len);
-	size_t i = h & w->slot_mask;
-	while (w->slots[i].id != UINT32_MAX) {
-		intern_slot *e = &w->slots[i];
-		if (e->hash == h && e->len == len && memcmp(w->strings_pool.data + e->offset, s, len) == 0) {
-			*out = e->id;
-			return 0;
-		}
-		i = (i + 1) & w->slot_mask;
-	}
-	if (w->string_count == UINT32_MAX - 1)
+	uint32_t next = w->string_count == UINT32_MAX - 1 ? UINT32_MAX : w->string_count;
+	int added = hs_intern_get(&w->strings, out, s, len, next);
+	if (added == HS_ELIMIT)
 		return hs_error_set(HS_ELIMIT, "too many strings");
-	uint64_t offset = w->strings_pool.len;
-	HS_TRY(hs_buf_put(&w->strings_pool, s, len));
+	if (added <= 0)
+		return added;
+	w->string_count++;
 	HS_TRY(hs_buf_put_varint(&w->pending_strings, len));
 	HS_TRY(hs_buf_put(&w->pending_strings, s, len));
-	w->slots[i].hash = h;
-	w->slots[i].len = (uint32_t)len;
-	w->slots[i].offset = offset;
-	w->slots[i].id = w->string_count;
-	*out = w->string_count++;
 	w->pending_string_count++;
 	w->totals.strings++;
-	if ((uint64_t)w->string_count * 2 > w->slot_mask)
-		HS_TRY(grow_intern(w));
 	if (w->pending_strings.len > HS_SECTION_MAX_RAW / 2)
 		HS_TRY(flush_counted(w, HS_SECTION_STRINGS, &w->pending_strings, &w->pending_string_count));
 	return 0;
@@ -915,14 +867,13 @@ void hs_writer_free(hs_writer *w)
 	for (int i = 0; i < HS_STREAM_COUNT; i++)
 		hs_buf_release(&w->streams[i]);
 	hs_buf_release(&w->compressed);
-	hs_buf_release(&w->strings_pool);
+	hs_intern_release(&w->strings);
 	hs_buf_release(&w->pending_strings);
 	hs_buf_release(&w->pending_types);
 	hs_buf_release(&w->roots);
 	hs_buf_release(&w->sizes);
 	for (int i = 0; i < 4; i++)
 		hs_buf_release(&w->alloc_streams[i]);
-	hs_free(w->slots);
 	hs_free(w->sections);
 	if (w->cctx)
 		ZSTD_freeCCtx(w->cctx);
