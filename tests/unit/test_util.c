@@ -1,9 +1,11 @@
 /* Unit tests: varints, zigzag, cursors, CRC-32, the counted allocator. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/hash.h"
+#include "util/intern.h"
 #include "heapsnap/errors.h"
 
 Test(util_varint, round_trips_edge_values)
@@ -106,4 +108,61 @@ Test(util_alloc, reallocarray_checks_overflow)
 	cr_assert_eq(hs_alloc_current(), before + 160);
 	hs_free(p);
 	cr_assert_eq(hs_alloc_current(), before);
+}
+
+Test(util_intern, one_id_per_string_across_growth)
+{
+	hs_intern t;
+	cr_assert_eq(hs_intern_init(&t, 4), 0);
+	char s[32];
+	uint32_t id;
+	for (uint32_t i = 0; i < 1000; i++) {
+		snprintf(s, sizeof(s), "string-%u", i);
+		cr_assert_eq(hs_intern_get(&t, &id, s, strlen(s), i * 3), 1);
+		cr_assert_eq(id, i * 3);
+	}
+	cr_assert_eq(t.count, 1000);
+	cr_assert_gt(t.mask + 1, 2000); /* grown: at most half full */
+	for (uint32_t i = 0; i < 1000; i++) {
+		snprintf(s, sizeof(s), "string-%u", i);
+		cr_assert_eq(hs_intern_get(&t, &id, s, strlen(s), 99999), 0);
+		cr_assert_eq(id, i * 3);
+	}
+	/* same bytes as a prefix are a different string; the empty one too */
+	cr_assert_eq(hs_intern_get(&t, &id, "string-1", 7, 5000), 1);
+	cr_assert_eq(hs_intern_get(&t, &id, "", 0, 5001), 1);
+	cr_assert_eq(hs_intern_get(&t, &id, "", 0, 5002), 0);
+	cr_assert_eq(id, 5001);
+	hs_intern_release(&t);
+}
+
+Test(util_intern, ids_used_up_adds_nothing)
+{
+	hs_intern t;
+	cr_assert_eq(hs_intern_init(&t, 8), 0);
+	uint32_t id = 0;
+	cr_assert_eq(hs_intern_get(&t, &id, "a", 1, 0), 1);
+	cr_assert_eq(hs_intern_get(&t, &id, "a", 1, UINT32_MAX), 0);
+	cr_assert_eq(id, 0);
+	cr_assert_eq(hs_intern_get(&t, &id, "b", 1, UINT32_MAX), HS_ELIMIT);
+	cr_assert_eq(t.count, 1);
+	hs_intern_release(&t);
+}
+
+Test(util_intern, out_of_memory_is_reported)
+{
+	hs_intern t;
+	cr_assert_eq(hs_intern_init(&t, 2), 0);
+	uint32_t id;
+	int rc = 0;
+	/* fail the next allocation: the pool or the growth of the table */
+	for (int n = 0; n < 8 && rc >= 0; n++) {
+		char s[8];
+		snprintf(s, sizeof(s), "s%d", n);
+		hs_alloc_fail_after(1);
+		rc = hs_intern_get(&t, &id, s, strlen(s), (uint32_t)n);
+		hs_alloc_fail_after(0);
+	}
+	cr_assert_eq(rc, HS_ENOMEM);
+	hs_intern_release(&t);
 }
