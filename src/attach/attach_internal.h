@@ -111,4 +111,20 @@ void hs_attach__release(hs_tracee *t);
 int hs_attach__wait(hs_tracee *t, int *status, double deadline);
 double hs_attach__now(void);
 
+/* ------------------------------------------------------------------ */
+/* fork_wait.c: fork mode, the injector's side.                         */
+
+typedef struct hs_fork_status {
+	uint64_t objects, edges, bytes;
+	double child_seconds;
+	long long private_dirty;
+} hs_fork_status;
+
+/* Remove `path`'s temporary files (`path`.tmp.XXXXXX) left by a failed dump. */
+void hs_attach__remove_partial(const char *path);
+/* Wait for the status of the child `child` forked by `pid` to write `path`
+ * (at most `timeout` + a margin). @return 0 (figures in *fs) or HS_EIO. */
+int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const char *path,
+                               double timeout);
+
 #endif
