@@ -118,19 +118,20 @@ def case_chain(args, res):
         doc = T.cli_json(args.cli, ["retained", snap, "--by", "object", "--top", "3"], timeout=120)
         T.check(doc is not None, "retained --by object on the chain completes")
     if cli_has(args.cli, "paths") and sys.executable == T.SYSTEM_PYTHON:
-        # the analyzer does not depend on the interpreter: checked once, with a time limit
+        # the analyzer does not depend on the interpreter: checked once. The
+        # answer is checked, not the time: its speed (linear in the chain) is
+        # measured by tests/bench/bench_deep_chain.py; the 600 s bound only
+        # detects a hang (the old quadratic code ran about 5 minutes here)
         for extra in (["--max-depth", "20"], []):
             cmd = [args.cli, "paths", snap, "--type", "hook_cases.Link", "--limit", "2"] + extra
             what = "paths --type %s over a 1,000,000-deep chain" % (" ".join(extra) or "(default options)")
             try:
-                p = T.run(cmd, timeout=30)
+                p = T.run(cmd, timeout=600)
                 T.check(p.returncode == 0 and len(p.stdout) < 200000,
                         "%s completes with a bounded output" % what,
                         "exit %d, %d bytes of output, stderr %r" % (p.returncode, len(p.stdout), p.stderr[-500:]))
             except subprocess.TimeoutExpired:
-                T.fail("%s finishes within 30 s (linear time)" % what,
-                       "`%s` still running after 30 s (without a limit: 4 min 47 s, then "
-                       "'heapsnap: the retention paths are too long to keep')" % " ".join(cmd))
+                T.fail("%s ends (hang detector: 600 s)" % what, "`%s` still running" % " ".join(cmd))
     if cli_has(args.cli, "garbage"):
         p = T.run([args.cli, "garbage", snap], timeout=120)
         T.equal(p.returncode, 0, "garbage on the chain completes")

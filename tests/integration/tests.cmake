@@ -52,13 +52,15 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
     ${_py} ${_it}/run_known_heap.py ${_it_common})
   foreach(_case ${_it_cases})
     set(_labels python)
+    set(_timeout 240)
     if(_case STREQUAL "chain")
       set(_labels "python;slow")
+      set(_timeout 1200)  # a hang detector: the chain's commands on a loaded machine
     endif()
-    _hs_it_test(python.hook.${_case}.${_tag} "${_labels}" 240
+    _hs_it_test(python.hook.${_case}.${_tag} "${_labels}" ${_timeout}
       ${_py} ${_it}/run_hook_cases.py ${_it_common} ${_case})
   endforeach()
-  _hs_it_test(python.runner.${_tag} "python;slow" 240
+  _hs_it_test(python.runner.${_tag} "python;slow" 900
     ${_py} ${_it}/run_runner.py ${_it_common})
   _hs_it_test(python.retention.${_tag} python 240
     ${_py} ${_it}/run_retention.py ${_it_common})

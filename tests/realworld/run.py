@@ -56,7 +56,8 @@ def main():
     ap.add_argument("--python", required=True)
     ap.add_argument("--program", required=True)
     ap.add_argument("--requirements", action="append")
-    ap.add_argument("--timeout", type=int, default=240)
+    # a hang detector, not a time limit (a loaded machine is slow, not wrong)
+    ap.add_argument("--timeout", type=int, default=1500)
     a = ap.parse_args()
     py = a.python
     if a.requirements:

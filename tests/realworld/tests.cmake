@@ -12,7 +12,7 @@ set(_rw ${CMAKE_CURRENT_LIST_DIR})
 function(_hs_rw_test name labels py program)
   add_test(NAME ${name} COMMAND /usr/bin/python3 ${_rw}/run.py --cli $<TARGET_FILE:heapsnap_cli>
     --build ${CMAKE_BINARY_DIR} --python ${py} --program ${program} ${ARGN})
-  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 900 SKIP_RETURN_CODE 77)
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 2400 SKIP_RETURN_CODE 77)  # a hang detector (venv + run)
 endfunction()
 
 set(_rw_tags "")

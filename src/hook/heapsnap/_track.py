@@ -110,8 +110,11 @@ def _library_prefixes():
             out.add(p)
     for base in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
         out.add(os.path.join(base, "lib", "python%d.%d" % sys.version_info[:2]))
+    # heapsnap's own frames by the package's real location (both spellings:
+    # code objects carry the path as imported), never by a directory name
     here = os.path.dirname(os.path.abspath(__file__))
     out.add(here)
+    out.add(os.path.realpath(here))
     return tuple(sorted(p.rstrip("/") + "/" for p in out if p))
 
 

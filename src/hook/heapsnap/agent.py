@@ -1116,7 +1116,10 @@ class _LineTrack(object):
 
 _lines = None
 _lines_lock = threading.Lock()
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# heapsnap's own code by the package's location (as imported and resolved),
+# never by a directory name: a checkout called heapsnap/ is the user's code
+_PACKAGE_DIR = tuple({os.path.dirname(os.path.abspath(__file__)) + os.sep,
+                      os.path.dirname(os.path.realpath(__file__)) + os.sep})
 
 
 def _lines_start(opts, from_now):

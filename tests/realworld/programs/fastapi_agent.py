@@ -100,7 +100,8 @@ try:
     ts = [threading.Thread(target=client, args=(k,)) for k in (1, 2, 3, 5)]
     for t in ts:
         t.start()
-    time.sleep(1.0)
+    # the load is running once orders come back (counted, not timed)
+    R.check(L.wait_for(lambda: sent[0] > 20), "the load starts: %d orders" % sent[0])
     results = {}
     for mode in ("fork", "no-fork", "default"):
         snap = os.path.join(work, "load-%s.hsnap" % mode)
@@ -128,7 +129,7 @@ try:
     time.sleep(0.5)
     stop_load.set()
     for t in ts:
-        t.join(30)
+        t.join(L.HANG)
     R.check(not errors, "every request under load answered correctly: %d failures, first %r"
             % (len(errors), errors[:3]))
     c = count()
