@@ -350,9 +350,13 @@ typedef struct hs_rec_write_stats {
 } hs_rec_write_stats;
 
 /**
- * Create `path` (truncating it; mode 0644) and write the header and the
- * META section (`meta_json`, a JSON object). Unlike snapshots, a recording
- * is written in place: every complete chunk is meant to survive a crash.
+ * Start the recording `path`: a temporary file beside it (mode 0600,
+ * created with O_EXCL|O_NOFOLLOW) with the header and the META section
+ * (`meta_json`, a JSON object). The file is renamed over `path` when its
+ * first chunk is whole, then chunks are appended in place: every complete
+ * chunk survives a crash, and `path` never holds an unreadable file. An
+ * existing `path` that is a symbolic link, not a regular file, or another
+ * user's file is refused (HS_EIO).
  * @return 0 or a negative hs_error_code; *out belongs to the caller.
  */
 HS_EXTERN(int) hs_rec_writer_open(hs_rec_writer **out, const char *path, const char *meta_json,
@@ -404,6 +408,12 @@ HS_EXTERN(int) hs_rec_writer_close(hs_rec_writer *w, int64_t t_end_us, hs_rec_st
                                    hs_rec_write_stats *stats);
 /** Bytes in the file so far. */
 HS_EXTERN(uint64_t) hs_rec_writer_bytes(const hs_rec_writer *w);
+/**
+ * Whether the recording is under its final name yet: it is written as a
+ * temporary file beside it and renamed into place once its first chunk is
+ * whole (formats/recording-v1.md). 0 before, and when `w` is NULL.
+ */
+HS_EXTERN(int) hs_rec_writer_in_place(const hs_rec_writer *w);
 /** Free; a writer not closed leaves the file as it is (readable up to its last chunk). */
 HS_EXTERN(void) hs_rec_writer_free(hs_rec_writer *w);
 

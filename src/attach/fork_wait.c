@@ -2,26 +2,96 @@
  * attach/fork_wait.c: the injector's side of fork mode: wait for the status
  * file the target's forked child writes (heapsnap/attach.h), and remove a
  * dump's partial files when it fails.
+ *
+ * The status file sits beside the output, often in a shared directory: it
+ * is read only when it is a regular file (never through a symbolic link) of
+ * the target's user or ours, and only when its "pid" line names the child
+ * we wait for; one a killed dump left behind is removed once its writer is
+ * gone, and never taken for this dump's result.
  */
-#include <glob.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attach/attach_internal.h"
+#include "util/file.h"
 
+/* Temporary files of dead writers of `path` and of its status file (ours:
+ * the same user; util/file.h). */
 void hs_attach__remove_partial(const char *path)
 {
-	char pat[HS_ATTACH_PATH_MAX + 16];
-	snprintf(pat, sizeof(pat), "%s.tmp.??????", path);
-	glob_t g;
-	if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
-		for (size_t i = 0; i < g.gl_pathc; i++)
-			unlink(g.gl_pathv[i]);
-		globfree(&g);
+	char status[HS_ATTACH_PATH_MAX + 32];
+	snprintf(status, sizeof(status), "%s%s", path, HS_ATTACH_STATUS_SUFFIX);
+	hs_file_clean_stale(path);
+	hs_file_clean_stale(status);
+}
+
+/* The writer's pid on a "pid N" line of a status text, or 0. */
+static long status_pid(const char *text)
+{
+	const char *p = text;
+	while (p && *p) {
+		if (!strncmp(p, "pid ", 4))
+			return strtol(p + 4, NULL, 10);
+		p = strchr(p, '\n');
+		if (p)
+			p++;
 	}
+	return 0;
+}
+
+static int pid_gone(long pid)
+{
+	hs_proc_status st;
+	return pid <= 0 || hs_attach__status(&st, (pid_t)pid) < 0 || st.state == 'Z' ||
+	       st.state == 'X';
+}
+
+/*
+ * Read the status file into text (NUL-terminated) if it is there and is
+ * `child`'s. @return 1 read, 0 not there (yet), or a negative hs_error_code
+ * when what is at that name must not be read (message set).
+ */
+static int read_status(char *text, size_t cap, const char *status, int child, uid_t owner)
+{
+	int fd = open(status, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP)
+			return hs_error_set(HS_EIO, "refusing to read '%s': it is a symbolic link (another "
+			                    "user may have planted it); remove it, or choose another output "
+			                    "path", status);
+		return hs_error_set(HS_EIO, "cannot read '%s': %s", status, strerror(errno));
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_uid != owner && st.st_uid != geteuid())) {
+		close(fd);
+		return hs_error_set(HS_EIO, "refusing to read '%s': it is not a regular file of the "
+		                    "process's user or ours; remove it, or choose another output path",
+		                    status);
+	}
+	size_t n = 0;
+	ssize_t k;
+	while (n < cap - 1 && ((k = read(fd, text + n, cap - 1 - n)) > 0 || (k < 0 && errno == EINTR)))
+		if (k > 0)
+			n += (size_t)k;
+	close(fd);
+	text[n] = '\0';
+	long pid = status_pid(text);
+	if (pid != 0 && pid != child) {
+		/* a killed dump's: gone once its writer is */
+		if (pid_gone(pid))
+			unlink(status);
+		return 0;
+	}
+	return 1;
 }
 
 /* The child is alive (not a zombie, not gone). */
@@ -45,11 +115,12 @@ int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const cha
 	if (child <= 0)
 		return hs_error_set(HS_EIO, "process %d did not report its forked child", pid);
 	double deadline = hs_attach__now() + timeout + 10;
-	int gone_polls = 0;
-	FILE *f = NULL;
+	int gone_polls = 0, found = 0;
+	hs_proc_status target;
+	uid_t owner = hs_attach__status(&target, (pid_t)pid) == 0 ? target.euid : geteuid();
+	char text[4096];
 	for (;;) {
-		f = fopen(status, "re");
-		if (f)
+		if ((found = read_status(text, sizeof(text), status, child, owner)) != 0)
 			break;
 		if (!child_alive(child)) {
 			/* its last write may have raced with our look: look twice */
@@ -61,8 +132,12 @@ int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const cha
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	if (!f) {
-		hs_attach__remove_partial(path);
+	if (found < 0)
+		return found;
+	if (!found) {
+		/* the child is gone: what it left is removed, whoever owns it */
+		hs_file_remove_temps(path, child);
+		hs_file_remove_temps(status, child);
 		if (child_alive(child))
 			return hs_error_set(HS_EIO, "the child forked by process %d (pid %d) did not finish "
 			                    "within %.3g s; no snapshot was written", pid, child, timeout + 10);
@@ -70,10 +145,12 @@ int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const cha
 		                    "writing the snapshot (killed by its %.3g s watchdog, or by a "
 		                    "signal); nothing was written", pid, child, timeout);
 	}
-	char line[2048], message[1024] = "";
+	char message[1024] = "";
 	int ok = 0;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
 		char *v = strchr(line, ' ');
 		if (!v)
 			continue;
@@ -93,7 +170,6 @@ int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const cha
 		else if (!strcmp(line, "message"))
 			snprintf(message, sizeof(message), "%s", v);
 	}
-	fclose(f);
 	unlink(status);
 	if (!ok)
 		return hs_error_set(HS_EIO, "the child forked by process %d could not write the "

@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "heapsnap/attach.h"
 #include "heapsnap/procset.h"
+#include "util/file.h"
 
 #ifndef HS_BUILD_PYTHON_DIR
 #define HS_BUILD_PYTHON_DIR ""
@@ -187,6 +188,17 @@ static int dump_one(long pid, const char *out, const hs_attach_options *opts)
 		*slash = '\0';
 	if ((rc = check_dir(given, dir)) != 0)
 		return rc;
+	/* a name planted at the output or at the fork-mode status file is refused
+	 * before the process is touched (the target checks again, with its own
+	 * credentials, when it writes: util/file.h) */
+	if (hs_file_check_output(path) < 0)
+		return hs_cli_error();
+	if (opts->fork) {
+		char status[HS_ATTACH_PATH_MAX + 32];
+		snprintf(status, sizeof(status), "%s%s", path, HS_ATTACH_STATUS_SUFFIX);
+		if (hs_file_check_output(status) < 0)
+			return hs_cli_error();
+	}
 	char hooks[HS_ATTACH_PATH_MAX];
 	int have_hooks = hook_dir(hooks, sizeof(hooks)) == 0;
 	if (!have_hooks && opts->agent != HS_ATTACH_AGENT_ONLY)
@@ -306,6 +318,8 @@ static int dump_children(const hs_cli_command *self, long pid, const char *out, 
 		return hs_cli_errorf("output path too long: '%s/%s%s'", dir, stem, HS_PROCSET_SUFFIX);
 	if ((rc = check_dir(out ? out : index, dir)) != 0)
 		return rc;
+	if (hs_file_check_output(index) < 0) /* before any process is touched */
+		return hs_cli_error();
 
 	char hooks[HS_ATTACH_PATH_MAX];
 	int have_hooks = hook_dir(hooks, sizeof(hooks)) == 0;
@@ -413,7 +427,12 @@ int cmd_dump(int argc, const char **argv)
 			                          HS_DUMP_JOBS_MAX, args.jobs);
 		jobs = (int)j;
 	}
-	if (args.children)
-		return dump_children(self, pid, args.out, jobs, &opts);
-	return dump_one(pid, args.out, &opts);
+	/* a TERM, INT, HUP, PIPE or QUIT lets go of the target (which runs on
+	 * where it was), removes what was started, and exits 128 + N */
+	hs_attach_catch_signals();
+	rc = args.children ? dump_children(self, pid, args.out, jobs, &opts)
+	                       : dump_one(pid, args.out, &opts);
+	if (rc != 0 && hs_attach_interrupted())
+		return 128 + hs_attach_interrupted();
+	return rc;
 }

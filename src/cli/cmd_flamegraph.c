@@ -11,6 +11,7 @@
 #include "cli/recording.h"
 #include "heapsnap/lines.h"
 #include "util/alloc.h"
+#include "util/file.h"
 
 typedef struct flame_args {
 	int live, peak, allocated;
@@ -63,38 +64,22 @@ int cmd_flamegraph(int argc, const char **argv)
 	hs_recording *r;
 	if ((rc = hs_cli_recording_open(&r, pos[0])) != 0)
 		return rc;
-	/* a temporary file beside the output, renamed once complete */
-	size_t len = strlen(a.out) + 32;
-	char *tmp = hs_malloc(len);
-	if (!tmp) {
-		hs_recording_free(r);
-		return hs_cli_errorf("out of memory");
-	}
-	snprintf(tmp, len, "%s.tmp-XXXXXX", a.out);
-	int fd = mkstemp(tmp);
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f) {
-		rc = hs_cli_errorf("cannot write '%s': %s; check the directory", a.out, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
+	/* a temporary file beside the output (0600, O_EXCL|O_NOFOLLOW), renamed
+	 * once complete (util/file.h) */
+	hs_file_out file = HS_FILE_OUT_INIT;
+	FILE *f = NULL;
+	if (hs_file_out_open(&file, a.out) < 0 || !(f = hs_file_out_stream(&file, "w"))) {
+		rc = hs_cli_error();
 		goto done;
 	}
 	if (hs_flamegraph_svg(f, r, &o) < 0) {
 		rc = hs_cli_errorf("cannot draw the flame graph of '%s': %s", pos[0], hs_error_last());
 		fclose(f);
-		unlink(tmp);
 		goto done;
 	}
-	if (fclose(f) != 0 || rename(tmp, a.out) != 0) {
-		rc = hs_cli_errorf("cannot write '%s': %s", a.out, strerror(errno));
-		unlink(tmp);
-		goto done;
-	}
-	rc = 0;
+	rc = hs_file_out_commit_stream(&file, f, 0) < 0 ? hs_cli_error() : 0;
 done:
-	hs_free(tmp);
+	hs_file_out_release(&file);
 	hs_recording_free(r);
 	return rc;
 }

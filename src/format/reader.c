@@ -23,6 +23,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/hash.h"
+#include "util/file.h"
 
 typedef struct section_info {
 	uint32_t kind;
@@ -759,25 +760,14 @@ int hs_format_read_memory(const void *data, size_t len, const char *name,
 
 int hs_format_read(const char *path, const hs_read_visitor *v, void *payload)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return hs_error_set(HS_EIO, "cannot read '%s': no such file", path);
-		return hs_error_set(HS_EIO, "cannot read '%s': %s", path, strerror(errno));
-	}
+	/* FIFOs, sockets, devices and directories are refused at once */
+	int fd;
+	HS_TRY(hs_file_open_input(&fd, path, "a snapshot"));
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		int e = errno;
 		close(fd);
 		return hs_error_set(HS_EIO, "cannot read '%s': %s", path, strerror(e));
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
-		return hs_error_set(HS_EIO, "cannot read '%s': it is a directory, not a snapshot", path);
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return hs_error_set(HS_EIO, "cannot read '%s': not a regular file", path);
 	}
 	size_t size = (size_t)st.st_size;
 	void *map = NULL;

@@ -27,6 +27,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/hash.h"
+#include "util/file.h"
 
 #define MAX_COLS 16
 
@@ -1052,13 +1053,32 @@ static int load(loader *l)
 		}
 		const uint8_t *raw;
 		if (s.kind == HS_SECTION_INDEX) {
-			/* a clean end: the footer must follow and end the file */
-			uint64_t end = off + HS_SECTION_HEADER_SIZE + s.stored;
-			if (l->size - end != HS_FOOTER_SIZE || memcmp(l->data + end + 16, HS_END_MAGIC, 8) ||
-			    hs_get_le32(l->data + end + 12) != hs_crc32(0, l->data + end, 12) ||
-			    hs_get_le64(l->data + end) != off || hs_get_le32(l->data + end + 8) != nseen) {
-				rc = fail(l, HS_EFORMAT, "corrupt footer after the index at offset %llu",
-				          (unsigned long long)off);
+			/* a clean end: the footer must follow and end the file. Its 24
+			 * bytes are known from what precedes it, so a footer cut short
+			 * (the recorder stopped while writing it) is told from damage:
+			 * its bytes so far match (or are zeros, after a power cut) */
+			uint64_t end = off + HS_SECTION_HEADER_SIZE + s.stored, have = l->size - end;
+			uint8_t foot[HS_FOOTER_SIZE];
+			hs_put_le64(foot, off);
+			hs_put_le32(foot + 8, (uint32_t)nseen);
+			hs_put_le32(foot + 12, hs_crc32(0, foot, 12));
+			memcpy(foot + 16, HS_END_MAGIC, 8);
+			int cut = have < HS_FOOTER_SIZE && (memcmp(l->data + end, foot, (size_t)have) == 0 ||
+			                                    all_zero(l->data + end, (size_t)have));
+			if (cut && !l->opts->strict) {
+				if ((rc = check_index(l, &s, seen, nseen)) < 0)
+					goto done;
+				if ((rc = set_warning(r, "recording ended abruptly at %.1f s while its footer was "
+				                         "written (%llu of %d bytes); everything before it was "
+				                         "read", us_to_s(l->t_end), (unsigned long long)have,
+				                      HS_FOOTER_SIZE)) < 0)
+					goto done;
+				off = l->size;
+				break;
+			}
+			if (have != HS_FOOTER_SIZE || memcmp(l->data + end, foot, HS_FOOTER_SIZE) != 0) {
+				rc = fail(l, HS_EFORMAT, "%s footer after the index at offset %llu",
+				          cut ? "truncated" : "corrupt", (unsigned long long)off);
 				goto done;
 			}
 			if ((rc = check_index(l, &s, seen, nseen)) < 0)
@@ -1128,7 +1148,13 @@ static int load(loader *l)
 	if (!l->saw_end && !r->warning)
 		if ((rc = set_warning(r, "recording ended abruptly at %.1f s", us_to_s(l->t_end))) < 0)
 			goto done;
-	(void)clean;
+	/* every chunk is there but the index and footer are not: cut at a
+	 * section boundary while the recorder was finishing the file */
+	if (!clean && !r->warning)
+		if ((rc = set_warning(r, "recording ended abruptly at %.1f s while its end was written "
+		                         "(index or footer missing); all its chunks were read",
+		                      us_to_s(l->t_end))) < 0)
+			goto done;
 	r->info.chunks = (size_t)l->chunks;
 	r->info.duration = us_to_s(l->t_end);
 	r->info.file_bytes = off;
@@ -1289,21 +1315,14 @@ int hs_recording_open_memory(hs_recording **out, const void *data, size_t len, c
 int hs_recording_open(hs_recording **out, const char *path, const hs_recording_options *opts)
 {
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return hs_error_set(HS_EIO, "cannot read '%s': %s", path,
-		                    errno == ENOENT ? "no such file" : strerror(errno));
+	/* FIFOs, sockets, devices and directories are refused at once */
+	int fd;
+	HS_TRY(hs_file_open_input(&fd, path, "a recording"));
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		int e = errno;
 		close(fd);
 		return hs_error_set(HS_EIO, "cannot read '%s': %s", path, strerror(e));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return hs_error_set(HS_EIO, "cannot read '%s': %s", path,
-		                    S_ISDIR(st.st_mode) ? "it is a directory, not a recording"
-		                                        : "not a regular file");
 	}
 	size_t size = (size_t)st.st_size;
 	void *map = NULL;
@@ -1325,10 +1344,8 @@ int hs_recording_open(hs_recording **out, const char *path, const hs_recording_o
 
 int hs_file_kind_of(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return hs_error_set(HS_EIO, "cannot read '%s': %s", path,
-		                    errno == ENOENT ? "no such file" : strerror(errno));
+	int fd;
+	HS_TRY(hs_file_open_input(&fd, path, "a heapsnap file"));
 	uint8_t h[HS_HEADER_SIZE];
 	ssize_t n;
 	do

@@ -8,6 +8,14 @@
  * of small, similar numbers. A chunk is one section, written with a single
  * write(2): a recorder killed at any point leaves every earlier chunk whole.
  *
+ * The file is created as a temporary file beside its final name
+ * (util/file.h) and renamed into place as soon as its first chunk is
+ * written: from then on the final name always holds a readable recording
+ * (a valid prefix), and later chunks are appended in place. A recorder that
+ * fails or is stopped before its first chunk (a full disk, a command that
+ * cannot start) leaves nothing under the final name, and a file already
+ * there is replaced only by a readable one.
+ *
  * Strings (argv, labels, type names, file names) get global ids in the
  * order they are first used; each chunk carries the strings it defines
  * before the blocks that use them.
@@ -25,6 +33,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/hash.h"
+#include "util/file.h"
 
 typedef struct series_rows {
 	int64_t *v;   /* n rows of ncols values */
@@ -43,7 +52,8 @@ typedef struct section_entry {
 struct hs_rec_writer {
 	hs_rec_writer_options opts;
 	char *path;
-	int fd;
+	hs_file_out file; /* the temporary file, renamed into place at the first chunk */
+	int fd;           /* file.fd */
 	uint64_t offset;
 	ZSTD_CCtx *cctx;
 	int failed; /* a write failed: the file ends at the last good chunk */
@@ -90,7 +100,8 @@ static int write_all(hs_rec_writer *w, const void *data, size_t len)
 			if (errno == EINTR)
 				continue;
 			w->failed = 1;
-			return hs_error_set(HS_EIO, "cannot write '%s': %s", w->path, strerror(errno));
+			return hs_error_set(HS_EIO, "cannot write '%s': %s%s", w->path, strerror(errno),
+			                    w->file.committed ? "" : "; nothing was written under that name");
 		}
 		p += n;
 		len -= (size_t)n;
@@ -469,6 +480,15 @@ static int write_chunk(hs_rec_writer *w, int64_t t_end, int end, hs_rec_stop sto
 		hs_buf_clear(b);
 	}
 	HS_TRY(emit_section(w, HS_SECTION_CHUNK, raw->data, raw->len, 1));
+	if (!w->file.committed) {
+		/* the first chunk is whole: the file is a readable recording, put it
+		 * in place (the final name is checked again) and go on appending */
+		int rc = hs_file_out_commit(&w->file, HS_FILE_KEEP_OPEN);
+		if (rc < 0) {
+			w->failed = 1;
+			return rc;
+		}
+	}
 	w->stats.raw_bytes += raw->len;
 	w->stats.chunks++;
 	w->chunk_seq++;
@@ -537,6 +557,8 @@ int hs_rec_writer_close(hs_rec_writer *w, int64_t t_end_us, hs_rec_stop stop, in
 
 uint64_t hs_rec_writer_bytes(const hs_rec_writer *w) { return w ? w->offset : 0; }
 
+int hs_rec_writer_in_place(const hs_rec_writer *w) { return w && w->file.committed; }
+
 int hs_rec_writer_open(hs_rec_writer **out, const char *path, const char *meta_json,
                        const hs_rec_writer_options *opts)
 {
@@ -551,6 +573,7 @@ int hs_rec_writer_open(hs_rec_writer **out, const char *path, const char *meta_j
 	if (!w)
 		return HS_ENOMEM;
 	w->fd = -1;
+	w->file = (hs_file_out)HS_FILE_OUT_INIT;
 	w->opts = opts ? *opts : defaults;
 	if (w->opts.compression_level == 0)
 		w->opts.compression_level = defaults.compression_level;
@@ -563,11 +586,9 @@ int hs_rec_writer_open(hs_rec_writer **out, const char *path, const char *meta_j
 	w->cctx = ZSTD_createCCtx();
 	if (!w->path || !w->cctx || hs_intern_init(&w->strings, 256) < 0)
 		goto fail;
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->fd < 0) {
-		rc = hs_error_set(HS_EIO, "cannot create '%s': %s", path, strerror(errno));
+	if ((rc = hs_file_out_open(&w->file, path)) < 0)
 		goto fail;
-	}
+	w->fd = w->file.fd;
 	uint8_t hdr[HS_HEADER_SIZE];
 	hs_format__header_build(hdr, HS_FILE_RECORDING, 0);
 	if ((rc = write_all(w, hdr, sizeof(hdr))) < 0)
@@ -586,8 +607,7 @@ void hs_rec_writer_free(hs_rec_writer *w)
 {
 	if (!w)
 		return;
-	if (w->fd >= 0)
-		close(w->fd);
+	hs_file_out_release(&w->file); /* closes; removes the file unless it was put in place */
 	for (size_t p = 0; p < w->proc_count; p++)
 		for (unsigned k = 0; k <= HS_REC_SERIES_KIND_MAX; k++)
 			hs_free(w->series[p].kind[k].v);

@@ -26,6 +26,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/hash.h"
+#include "util/file.h"
 
 typedef struct section_entry {
 	uint32_t kind;
@@ -43,9 +44,8 @@ typedef struct job {
 
 struct hs_writer {
 	hs_writer_options opts;
-	char *final_path;
-	char *tmp_path;
-	int fd;
+	hs_file_out out; /* the temporary file beside the final name (util/file.h) */
+	int fd;          /* out.fd while writing */
 	int committed;
 	int meta_end_written;
 
@@ -126,7 +126,7 @@ static int write_all(hs_writer *w, const void *data, size_t len)
 			int e = errno;
 			if (e == EINTR)
 				continue;
-			int rc = hs_error_set(HS_EIO, "cannot write '%s': %s", w->tmp_path, strerror(e));
+			int rc = hs_error_set(HS_EIO, "cannot write '%s': %s", w->out.path, strerror(e));
 			errno = e;
 			return rc;
 		}
@@ -433,6 +433,7 @@ int hs_writer_open(hs_writer **out, const char *path, const hs_writer_options *o
 	if (!w)
 		return HS_ENOMEM;
 	w->fd = -1;
+	w->out = (hs_file_out)HS_FILE_OUT_INIT;
 	w->opts = opts ? *opts : defaults;
 	if (w->opts.chunk_nodes == 0)
 		w->opts.chunk_nodes = defaults.chunk_nodes;
@@ -442,21 +443,12 @@ int hs_writer_open(hs_writer **out, const char *path, const hs_writer_options *o
 	pthread_cond_init(&w->cond, NULL);
 
 	int rc = HS_ENOMEM;
-	w->final_path = hs_strdup(path);
-	size_t plen = strlen(path);
-	w->tmp_path = hs_malloc(plen + 16);
 	w->cctx = ZSTD_createCCtx();
-	if (!w->final_path || !w->tmp_path || !w->cctx || hs_intern_init(&w->strings, 1024) < 0)
+	if (!w->cctx || hs_intern_init(&w->strings, 1024) < 0)
 		goto fail;
-	memcpy(w->tmp_path, path, plen);
-	memcpy(w->tmp_path + plen, ".tmp.XXXXXX", 12);
-	w->fd = mkstemp(w->tmp_path);
-	if (w->fd < 0) {
-		rc = hs_error_set(HS_EIO, "cannot create '%s': %s", w->tmp_path, strerror(errno));
-		w->tmp_path[0] = '\0';
+	if ((rc = hs_file_out_open(&w->out, path)) < 0)
 		goto fail;
-	}
-	fchmod(w->fd, 0600);
+	w->fd = w->out.fd;
 
 	uint8_t hdr[HS_HEADER_SIZE] = {0};
 	memcpy(hdr, HS_MAGIC, 8);
@@ -813,16 +805,11 @@ int hs_writer_commit(hs_writer *w, hs_write_stats *stats)
 	memcpy(foot + 16, HS_END_MAGIC, 8);
 	HS_TRY(write_all(w, foot, sizeof(foot)));
 
-	if (fsync(w->fd) != 0 && errno != EINVAL)
-		return hs_error_set(HS_EIO, "cannot sync '%s': %s", w->tmp_path, strerror(errno));
-	if (close(w->fd) != 0) {
-		w->fd = -1;
-		return hs_error_set(HS_EIO, "cannot close '%s': %s", w->tmp_path, strerror(errno));
-	}
-	w->fd = -1;
-	if (rename(w->tmp_path, w->final_path) != 0)
-		return hs_error_set(HS_EIO, "cannot rename '%s' to '%s': %s", w->tmp_path,
-		                    w->final_path, strerror(errno));
+	/* sync, close, check the final name again, rename */
+	int crc = hs_file_out_commit(&w->out, HS_FILE_SYNC);
+	w->fd = w->out.fd;
+	if (crc < 0)
+		return crc;
 	w->committed = 1;
 	if (stats) {
 		track_peak(w);
@@ -853,10 +840,7 @@ void hs_writer_free(hs_writer *w)
 		pthread_mutex_unlock(&w->lock);
 		pthread_join(w->thread, NULL);
 	}
-	if (w->fd >= 0)
-		close(w->fd);
-	if (!w->committed && w->tmp_path && w->tmp_path[0])
-		unlink(w->tmp_path);
+	hs_file_out_release(&w->out); /* closes; removes the temporary file unless committed */
 	for (size_t i = 0; i < QUEUE_SLOTS; i++) {
 		/* jobs left in the queue after a failure */
 		if (i < w->q_len)
@@ -879,7 +863,5 @@ void hs_writer_free(hs_writer *w)
 		ZSTD_freeCCtx(w->cctx);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
-	hs_free(w->final_path);
-	hs_free(w->tmp_path);
 	hs_free(w);
 }

@@ -21,6 +21,7 @@
 
 #include "heapsnap/procset.h"
 #include "util/alloc.h"
+#include "util/file.h"
 
 #define INDEX_MAX_BYTES (64u << 20) /* 64 MiB: about 100,000 processes */
 #define INDEX_MAX_PROCS 1000000u
@@ -165,9 +166,13 @@ int hs_procset_sniff(const char *path)
 	size_t n = strlen(path), k = strlen(HS_PROCSET_SUFFIX);
 	if (n > k && !strcmp(path + n - k, HS_PROCSET_SUFFIX))
 		return 1;
-	FILE *f = fopen(path, "rbe");
-	if (!f)
+	/* never blocks on a FIFO; anything not a regular file is no index, and
+	 * the snapshot reader then says what it is */
+	FILE *f;
+	if (hs_file_fopen_input(&f, path, "an index") < 0) {
+		hs_error_clear();
 		return 0;
+	}
 	int c, is = 0;
 	for (int i = 0; i < 64 && (c = fgetc(f)) != EOF; i++) {
 		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
@@ -286,21 +291,12 @@ int hs_procset_write(const hs_procset *set, const char *path)
 	cJSON_Delete(j);
 	if (!text)
 		return hs_error_set(HS_ENOMEM, "out of memory");
-	size_t n = strlen(path);
-	char *tmp = hs_malloc(n + 16);
-	int rc = 0, fd = -1;
-	if (!tmp) {
-		rc = HS_ENOMEM;
+	/* a temporary file beside the index, mode 0600 like the snapshots
+	 * (command lines can hold secrets), renamed into place (util/file.h) */
+	hs_file_out file = HS_FILE_OUT_INIT;
+	int rc = hs_file_out_open(&file, path), fd = file.fd;
+	if (rc < 0)
 		goto done;
-	}
-	memcpy(tmp, path, n);
-	memcpy(tmp + n, ".tmp.XXXXXX", 12);
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		goto done;
-	}
-	/* mode 0600 (mkstemp), like the snapshots: command lines can hold secrets */
 	size_t len = strlen(text), off = 0;
 	while (off < len) {
 		ssize_t w = write(fd, text + off, len - off);
@@ -313,24 +309,13 @@ int hs_procset_write(const hs_procset *set, const char *path)
 		}
 		off += (size_t)w;
 	}
-	if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+	if (write(fd, "\n", 1) != 1) {
 		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
 		goto done;
 	}
-	if (close(fd) != 0) {
-		fd = -1;
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		goto done;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0)
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
+	rc = hs_file_out_commit(&file, HS_FILE_SYNC);
 done:
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0 && tmp)
-		unlink(tmp);
-	hs_free(tmp);
+	hs_file_out_release(&file);
 	cJSON_free(text);
 	return rc;
 }
@@ -613,14 +598,13 @@ static int read_index(reader *r, hs_procset *set, const cJSON *j, const char *di
 int hs_procset_open(hs_procset **out, const char *path)
 {
 	*out = NULL;
-	FILE *f = fopen(path, "rbe");
-	if (!f)
-		return hs_error_set(HS_EIO, "cannot read '%s': %s", path,
-		                    errno == ENOENT ? "no such file" : strerror(errno));
+	FILE *f;
+	HS_TRY(hs_file_fopen_input(&f, path, "an index"));
 	struct stat st;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fileno(f), &st) != 0) {
+		int e = errno;
 		fclose(f);
-		return hs_error_set(HS_EIO, "cannot read '%s': not a regular file", path);
+		return hs_error_set(HS_EIO, "cannot read '%s': %s", path, strerror(e));
 	}
 	if ((uint64_t)st.st_size > INDEX_MAX_BYTES) {
 		fclose(f);

@@ -46,7 +46,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,7 +55,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "heapsnap/attach.h"
 #include "heapsnap/errors.h"
+#include "util/file.h"
 
 int hs_hook__no_heap_writes;
 
@@ -107,23 +108,19 @@ static long long private_dirty(void)
 	return v;
 }
 
-/* Remove "<path>.tmp.XXXXXX" files a killed child left (the writer's
- * temporary names). */
-static void remove_partial(const char *path)
+/* Remove the temporary files a killed child left: the writer's
+ * "<path>.tmp.<child pid>.XXXXXX" (util/file.h), and its status file's. */
+static void remove_partial(const char *path, pid_t child)
 {
-	size_t n = strlen(path);
-	char *pat = malloc(n + 16);
-	if (!pat)
+	hs_file_remove_temps(path, (int)child);
+	size_t n = strlen(path), k = strlen(HS_ATTACH_STATUS_SUFFIX);
+	char *status = malloc(n + k + 1);
+	if (!status)
 		return;
-	memcpy(pat, path, n);
-	memcpy(pat + n, ".tmp.??????", 12);
-	glob_t g;
-	if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
-		for (size_t i = 0; i < g.gl_pathc; i++)
-			unlink(g.gl_pathv[i]);
-		globfree(&g);
-	}
-	free(pat);
+	memcpy(status, path, n);
+	memcpy(status + n, HS_ATTACH_STATUS_SUFFIX, k + 1);
+	hs_file_remove_temps(status, (int)child);
+	free(status);
 }
 
 /* waitpid(pid) only: never another child of the program. 1 when the child
@@ -149,7 +146,7 @@ static void *reaper_main(void *p)
 {
 	reaper_arg *a = p;
 	if (reap(a->pid, NULL))
-		remove_partial(a->path);
+		remove_partial(a->path, a->pid);
 	free(a);
 	return NULL;
 }
@@ -200,20 +197,18 @@ static void child_report(const child_ctx *c, const char *text, size_t len)
 	if (c->result_fd >= 0)
 		write_all(c->result_fd, text, len);
 	if (c->status) {
-		size_t n = strlen(c->status);
-		char *tmp = malloc(n + 8);
-		if (!tmp)
-			return;
-		memcpy(tmp, c->status, n);
-		memcpy(tmp + n, ".tmp", 5);
-		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			write_all(fd, text, len);
-			close(fd);
-			if (rename(tmp, c->status) != 0)
-				unlink(tmp);
+		/* created like every output (util/file.h: O_EXCL|O_NOFOLLOW, 0600,
+		 * renamed into place), never through a name another user planted;
+		 * "pid N" first tells the injector ours from one a killed dump left */
+		hs_file_out f = HS_FILE_OUT_INIT;
+		char head[32];
+		int n = snprintf(head, sizeof(head), "pid %ld\n", (long)getpid());
+		if (hs_file_out_open(&f, c->status) == 0) {
+			write_all(f.fd, head, (size_t)n);
+			write_all(f.fd, text, len);
+			hs_file_out_commit(&f, 0);
 		}
-		free(tmp);
+		hs_file_out_release(&f);
 	}
 }
 
@@ -450,7 +445,7 @@ PyObject *hs_hook__fork_dump(PyObject *pathobj, const char *path, int collect,
 		close(result_pipe[0]);
 		text[tlen] = '\0';
 		if (killed)
-			remove_partial(path);
+			remove_partial(path, pid);
 	} else {
 		size_t n = strlen(path);
 		reaper_arg *a = malloc(sizeof(*a) + n + 1);

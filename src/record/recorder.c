@@ -793,9 +793,10 @@ int hs_record_run(const hs_record_options *o, hs_record_result *res)
 		if (pid < 0) {
 			res->exec_errno = -pid;
 			rc = hs_error_set(HS_EIO, "cannot run '%s': %s", o->argv[0], strerror(-pid));
+			/* no chunk yet: the temporary file goes, a file already at the
+			 * output name stays untouched */
 			hs_rec_writer_free(r->w);
 			r->w = NULL;
-			unlink(o->output);
 			goto done;
 		}
 		r->root_pid = pid;
@@ -868,7 +869,10 @@ int hs_record_run(const hs_record_options *o, hs_record_result *res)
 		}
 	}
 	if (r->failed) {
-		rc = hs_error_set(HS_EIO, "%s; the recording stops at its last complete chunk", r->failure);
+		rc = hs_rec_writer_in_place(r->w)
+		         ? hs_error_set(HS_EIO, "%s; the recording stops at its last complete chunk",
+		                        r->failure)
+		         : hs_error_set(HS_EIO, "%s", r->failure);
 		/* the command goes on: wait for it, so that its status is ours */
 		if (o->argv && !r->root_done && r->root_pid > 0) {
 			int st;

@@ -11,6 +11,7 @@
 #include "heapsnap/graphviz.h"
 #include "render/graphviz_internal.h"
 #include "util/alloc.h"
+#include "util/file.h"
 
 
 const char *hs_graphviz_format_of(const char *path)
@@ -113,14 +114,20 @@ int hs_graphviz_render(const hs_graphviz *g, const char *path, const char *forma
 	if (!ag) {
 		rc = hs_error_set(HS_ENOMEM, "cannot build the graph for '%s': out of memory", path);
 	} else if (!strcmp(format, "dot")) {
-		FILE *f = fopen(path, "w");
-		if (!f) {
-			rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		} else {
-			int w = agwrite(ag, f);
-			if (fclose(f) != 0 || w != 0)
+		/* a temporary file beside the output, renamed once complete (util/file.h) */
+		hs_file_out file = HS_FILE_OUT_INIT;
+		FILE *f = NULL;
+		if ((rc = hs_file_out_open(&file, path)) == 0 && !(f = hs_file_out_stream(&file, "w")))
+			rc = HS_EIO;
+		if (f) {
+			if (agwrite(ag, f) != 0) {
+				fclose(f);
 				rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
+			} else {
+				rc = hs_file_out_commit_stream(&file, f, 0);
+			}
 		}
+		hs_file_out_release(&file);
 	} else {
 		GVC_t *gvc = gvContext();
 		if (!gvc) {
@@ -130,17 +137,22 @@ int hs_graphviz_render(const hs_graphviz *g, const char *path, const char *forma
 				rc = hs_error_set(HS_EIO, "cannot draw '%s': Graphviz layout failed%s%s", path,
 				                  gv_err[0] ? ": " : "", gv_err);
 			} else {
-				FILE *f = fopen(path, "wb");
+				hs_file_out file = HS_FILE_OUT_INIT;
+				FILE *f = NULL;
+				if ((rc = hs_file_out_open(&file, path)) == 0 &&
+				    !(f = hs_file_out_stream(&file, "wb")))
+					rc = HS_EIO;
 				if (!f) {
-					rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
+					/* rc and the message are set */
 				} else if (gvRender(gvc, ag, format, f) != 0) {
 					fclose(f);
 					rc = hs_error_set(HS_EIO, "cannot write '%s': Graphviz cannot render %s "
 					                  "here (plugin missing?)%s%s", path, format,
 					                  gv_err[0] ? ": " : "", gv_err);
-				} else if (fclose(f) != 0) {
-					rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
+				} else {
+					rc = hs_file_out_commit_stream(&file, f, 0);
 				}
+				hs_file_out_release(&file);
 				gvFreeLayout(gvc, ag);
 			}
 			gvFreeContext(gvc);

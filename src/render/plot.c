@@ -17,6 +17,7 @@
 #include "heapsnap/render.h"
 #include "render/plot_internal.h"
 #include "util/alloc.h"
+#include "util/file.h"
 
 #define DEFAULT_WIDTH 1200
 #define DEFAULT_HEIGHT 600
@@ -754,7 +755,7 @@ int hs_plot_render(const hs_recording *r, const char *path, const hs_plot_option
 	m.stacked = opts->stacked;
 	hs_plot__canvas cv;
 	memset(&cv, 0, sizeof(cv));
-	char *tmp = NULL;
+	hs_file_out file = HS_FILE_OUT_INIT;
 	out_file of = { NULL, 0 };
 	int rc = build_model(&m, r, opts);
 	if (rc < 0)
@@ -762,28 +763,12 @@ int hs_plot_render(const hs_recording *r, const char *path, const hs_plot_option
 	m.width = opts->width ? opts->width : DEFAULT_WIDTH;
 	m.height = opts->height ? opts->height : m.types_proc ? DEFAULT_HEIGHT_TYPES : DEFAULT_HEIGHT;
 
-	/* a temporary file next to the output, renamed once complete */
-	size_t len = strlen(path);
-	tmp = hs_malloc(len + 16);
-	if (!tmp) {
-		rc = hs_error_set(HS_ENOMEM, "cannot plot: out of memory");
+	/* a temporary file next to the output (0600, O_EXCL|O_NOFOLLOW),
+	 * renamed once complete (util/file.h) */
+	if ((rc = hs_file_out_open(&file, path)) < 0)
 		goto done;
-	}
-	snprintf(tmp, len + 16, "%s.tmp-XXXXXX", path);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		hs_free(tmp);
-		tmp = NULL;
-		goto done;
-	}
-	mode_t mask = umask(0);
-	umask(mask);
-	(void)fchmod(fd, 0666 & ~mask);
-	of.f = fdopen(fd, "wb");
-	if (!of.f) {
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		close(fd);
+	if (!(of.f = hs_file_out_stream(&file, "wb"))) {
+		rc = HS_EIO;
 		goto done;
 	}
 	if ((rc = hs_plot__canvas_open(&cv, format, m.width, m.height, write_stream, &of,
@@ -801,21 +786,8 @@ int hs_plot_render(const hs_recording *r, const char *path, const hs_plot_option
 	hs_plot__canvas_release(&cv);
 	FILE *f = of.f;
 	of.f = NULL;
-	if (fflush(f) != 0 || ferror(f)) {
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		fclose(f);
+	if ((rc = hs_file_out_commit_stream(&file, f, 0)) < 0)
 		goto done;
-	}
-	if (fclose(f) != 0) {
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		goto done;
-	}
-	if (rename(tmp, path) != 0) {
-		rc = hs_error_set(HS_EIO, "cannot write '%s': %s", path, strerror(errno));
-		goto done;
-	}
-	hs_free(tmp);
-	tmp = NULL;
 	if (stats) {
 		memset(stats, 0, sizeof(*stats));
 		stats->format = format;
@@ -841,10 +813,7 @@ done:
 	hs_plot__canvas_release(&cv);
 	if (of.f)
 		fclose(of.f);
-	if (tmp) {
-		unlink(tmp);
-		hs_free(tmp);
-	}
+	hs_file_out_release(&file); /* removes the temporary file unless committed */
 	model_release(&m);
 	return rc;
 }
