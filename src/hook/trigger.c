@@ -41,13 +41,23 @@ static void on_signal(int sig)
 	errno = e;
 }
 
+/*
+ * Only signals meant for users: USR1, USR2 and the real-time ones. A crash
+ * signal (SEGV, BUS, FPE, ILL, ABRT, TRAP, SYS) caught by a handler that
+ * only writes a byte returns to the faulting instruction, which faults
+ * again: the process spins instead of dumping core. Signals the terminal,
+ * the shell and service managers send (INT, TERM, HUP, TSTP...) or the
+ * kernel reports (PIPE, CHLD...) must keep their meaning. heapsnap.agent
+ * (_agent_options.py) refuses them first with a better message; this is
+ * the same rule again for anything calling _signal_install directly.
+ */
 static int check_signum(int sig)
 {
-	if (sig <= 0 || sig >= HS_NSIG || sig == SIGKILL || sig == SIGSTOP) {
-		PyErr_Format(PyExc_ValueError, "heapsnap: signal %d cannot be caught", sig);
-		return -1;
-	}
-	return 0;
+	if (sig == SIGUSR1 || sig == SIGUSR2 || (sig >= SIGRTMIN && sig <= SIGRTMAX && sig < HS_NSIG))
+		return 0;
+	PyErr_Format(PyExc_ValueError, "heapsnap: signal %d is not one the agent may take: only "
+	             "USR1, USR2 and real-time signals (%d to %d)", sig, (int)SIGRTMIN, (int)SIGRTMAX);
+	return -1;
 }
 
 const char hs_hook__signal_install_doc[] =
@@ -65,7 +75,26 @@ PyObject *hs_hook__signal_install(PyObject *self, PyObject *args)
 		return NULL;
 	if (check_signum(sig) < 0)
 		return NULL;
-	struct sigaction sa, old;
+	struct sigaction sa, old, cur;
+	/* a handler installed outside Python (a C library, faulthandler) is
+	 * the program's: not replaced (Python-level handlers are refused by
+	 * heapsnap.agent before this) */
+	if (sigaction(sig, NULL, &cur) != 0)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler != SIG_DFL && cur.sa_handler != on_signal) {
+		if (cur.sa_handler == SIG_IGN)
+			PyErr_Format(PyExc_ValueError, "heapsnap: signal %d (%s) is ignored by this "
+			             "program (SIG_IGN); choose another one", sig, strsignal(sig));
+		else
+			PyErr_Format(PyExc_ValueError, "heapsnap: signal %d (%s) already has a handler "
+			             "in this program; choose another one", sig, strsignal(sig));
+		return NULL;
+	}
+	if (cur.sa_flags & SA_SIGINFO) {
+		PyErr_Format(PyExc_ValueError, "heapsnap: signal %d (%s) already has a handler in "
+		             "this program; choose another one", sig, strsignal(sig));
+		return NULL;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART | SA_ONSTACK;

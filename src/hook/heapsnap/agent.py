@@ -41,6 +41,7 @@ import threading
 import time
 
 import heapsnap
+from heapsnap import _agent_options as _opts
 from heapsnap import _events, _heapsnap
 
 __all__ = ["start", "stop", "current", "Agent"]
@@ -81,81 +82,50 @@ def current():
 # arguments
 
 def _signal_number(sig):
-    import signal as _signal
-    if sig is None:
-        return None
-    if isinstance(sig, bool):
-        raise TypeError("heapsnap: signal must be a name like 'SIGUSR2' or a number")
-    if isinstance(sig, int):
-        num = sig
-    else:
-        name = str(sig).strip().upper()
-        if name.isdigit():
-            num = int(name)
-        else:
-            if not name.startswith("SIG"):
-                name = "SIG" + name
-            num = getattr(_signal, name, None)
-            if not isinstance(num, int):
-                raise ValueError("heapsnap: unknown signal '%s'" % sig)
-    if num in (_signal.SIGKILL, _signal.SIGSTOP) or not 0 < num < 65:
-        raise ValueError("heapsnap: signal %d cannot be caught" % num)
-    return int(num)
+    return _opts.signal_number(sig)
 
 
 def _signal_name(num):
-    import signal as _signal
-    try:
-        return _signal.Signals(num).name
-    except ValueError:
-        return str(num)
+    return _opts.signal_name(num)
 
 
-def _size(text):
+def _size(text, label="size"):
     """'512', '64K', '10M', '2G' (powers of 1024) -> bytes."""
-    t = str(text).strip().upper()
-    if t.endswith("B"):
-        t = t[:-1]
-    mult = 1
-    for suffix, m in (("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("T", 1 << 40)):
-        if t.endswith(suffix):
-            t, mult = t[:-1], m
-            break
-    try:
-        v = int(float(t) * mult)
-    except ValueError:
-        raise ValueError("'%s' is not a size (bytes, or with K, M, G)" % text)
-    if v < 0:
-        raise ValueError("'%s' is not a size (bytes, or with K, M, G)" % text)
-    return v
+    return _opts.size(text, label)
 
 
 def _socket_dir():
     """The directory of the socket, made if needed: $HEAPSNAP_AGENT_DIR as
-    given, else /tmp/heapsnap-<uid> (0700, ours, not a symlink)."""
+    given, else /tmp/heapsnap-<uid> (0700). Either must be a directory, not
+    a symbolic link, ours, and not writable by other users."""
+    import stat
+    uid = os.geteuid()
     d = os.environ.get("HEAPSNAP_AGENT_DIR")
+    what = "HEAPSNAP_AGENT_DIR"
     if d:
         d = os.path.abspath(d)
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        if not os.path.isdir(d):
-            raise NotADirectoryError(errno.ENOTDIR, "heapsnap: HEAPSNAP_AGENT_DIR is not a directory", d)
-        return d
-    uid = os.geteuid()
-    d = "/tmp/heapsnap-%d" % uid
+    else:
+        d = "/tmp/heapsnap-%d" % uid
+        what = "the agent's socket directory"
     try:
-        os.mkdir(d, 0o700)
+        os.makedirs(d, 0o700, exist_ok=True)
     except FileExistsError:
-        pass
-    import stat
+        pass  # not a directory: said below
     st = os.lstat(d)
-    if not stat.S_ISDIR(st.st_mode):
-        raise PermissionError(errno.EPERM, "heapsnap: cannot use '%s' for the agent's socket: it is "
-                              "not a directory; remove it or set HEAPSNAP_AGENT_DIR" % d, d)
-    if st.st_uid != uid:
-        raise PermissionError(errno.EPERM, "heapsnap: cannot use '%s' for the agent's socket: it "
-                              "belongs to uid %d; remove it or set HEAPSNAP_AGENT_DIR"
-                              % (d, st.st_uid), d)
-    if stat.S_IMODE(st.st_mode) != 0o700:
+    why = None
+    if stat.S_ISLNK(st.st_mode):
+        why = "it is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "it is not a directory"
+    elif st.st_uid != uid:
+        why = "it belongs to uid %d" % st.st_uid
+    elif stat.S_IMODE(st.st_mode) & 0o022 and not st.st_mode & stat.S_ISVTX:
+        why = "other users can write to it (mode %04o)" % stat.S_IMODE(st.st_mode)
+    if why:
+        raise PermissionError(errno.EPERM, "heapsnap: cannot use '%s' (%s) for the agent's socket: %s; "
+                              "remove it, or set HEAPSNAP_AGENT_DIR to a directory of your own"
+                              % (d, what, why), d)
+    if what != "HEAPSNAP_AGENT_DIR" and stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(d, 0o700)
     return d
 
@@ -171,24 +141,37 @@ def _pid_alive(pid):
 
 
 def _remove_stale(d, own):
-    """Sockets of agents whose process is gone (a child that ended with
-    os._exit, a process killed by a signal): nobody listens on them."""
+    """Sockets agent-<pid>.sock of agents whose process is gone (a child that
+    ended with os._exit, a process killed by a signal): nobody listens on
+    them. Only sockets of this user are touched (lstat: a symbolic link or
+    any other file is left alone, never followed), and only when the
+    process is gone and a connection is refused."""
+    import stat
+    uid = os.geteuid()
     try:
         names = os.listdir(d)
     except OSError:
         return
     for name in names:
         digits = name[6:-5] if name.startswith("agent-") and name.endswith(".sock") else ""
-        if not digits.isdigit() or int(digits) == own or _pid_alive(int(digits)):
+        if not (digits.isdigit() and digits.isascii()) or int(digits) == own or _pid_alive(int(digits)):
             continue
         path = os.path.join(d, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != uid:
+            continue
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             s.settimeout(0.2)
             s.connect(path)
         except ConnectionRefusedError:
             try:
-                os.unlink(path)
+                st2 = os.lstat(path)
+                if (st2.st_ino, st2.st_dev) == (st.st_ino, st.st_dev):  # not replaced meanwhile
+                    os.unlink(path)
             except OSError:
                 pass
         except OSError:
@@ -205,39 +188,20 @@ class Agent:
 
     def __init__(self, socket=True, signal=None, every=None, keep=5, max_bytes=None,
                  directory=None, fork=False, min_free=None, after_fork=True):
-        self.options = dict(socket=socket, signal=signal, every=every, keep=keep,
-                            max_bytes=max_bytes, directory=directory, fork=fork,
-                            min_free=min_free, after_fork=after_fork)
-        self.socket = bool(socket)
-        self.signal = _signal_number(signal)
-        if every is not None:
-            every = float(every)
-            if not every > 0:
-                raise ValueError("heapsnap: every must be a positive number of seconds")
-        self.every = every
-        if keep is not None:
-            keep = int(keep)
-            if keep < 1:
-                raise ValueError("heapsnap: keep must be at least 1 (None: no limit)")
-        self.keep = keep
-        if max_bytes is not None:
-            max_bytes = _size(max_bytes)
-            if max_bytes < 1:
-                raise ValueError("heapsnap: max_bytes must be positive (None: no limit)")
-        self.max_bytes = max_bytes
-        self.min_free = DEFAULT_MIN_FREE if min_free is None else _size(min_free)
-        self.fork = bool(fork)
-        self.after_fork = bool(after_fork)
-        if not (self.socket or self.signal or self.every):
-            raise ValueError("heapsnap: the agent has nothing to do: give socket=True, signal= or every=")
-        self.directory = None
-        if self.signal or self.every:
-            d = os.path.abspath(directory if directory is not None else os.getcwd())
-            if not os.path.isdir(d):
-                raise FileNotFoundError(errno.ENOENT, "heapsnap: the snapshot directory does not exist", d)
-            if not os.access(d, os.W_OK | os.X_OK):
-                raise PermissionError(errno.EACCES, "heapsnap: the snapshot directory is not writable", d)
-            self.directory = d
+        # every option checked here, at start: one ValueError naming the
+        # option, never a surprise in one of the agent's threads later
+        o = _opts.check(socket=socket, signal=signal, every=every, keep=keep, max_bytes=max_bytes,
+                        directory=directory, fork=fork, min_free=min_free, after_fork=after_fork)
+        self.options = dict(o)  # a forked child's agent starts from these
+        self.socket = o["socket"]
+        self.signal = o["signal"]
+        self.every = o["every"]
+        self.keep = o["keep"]
+        self.max_bytes = o["max_bytes"]
+        self.min_free = DEFAULT_MIN_FREE if o["min_free"] is None else o["min_free"]
+        self.fork = o["fork"]
+        self.after_fork = o["after_fork"]
+        self.directory = o["directory"] if (self.signal or self.every) else None
         self.pid = os.getpid()
         self.socket_path = None
         self.running = False
@@ -300,7 +264,14 @@ class Agent:
             self._spawn(self._snapshot_loop, "heapsnap-agent-snapshots")
 
     def _spawn(self, fn, name, *args):
-        t = threading.Thread(target=fn, args=args, name=name, daemon=True)
+        def run():
+            # never a traceback from one of our threads in the user's program
+            try:
+                fn(*args)
+            except Exception as e:
+                _warn("heapsnap: the agent's thread %s of process %d stopped: %s", name, self.pid,
+                      _message(e))
+        t = threading.Thread(target=run, name=name, daemon=True)
         t.start()
         self._threads.append(t)
         return t
@@ -916,14 +887,19 @@ def start(socket=True, signal=None, every=None, keep=5, max_bytes=None, director
 
     socket     listen on /tmp/heapsnap-<uid>/agent-<pid>.sock (0600; the
                directory 0700), or $HEAPSNAP_AGENT_DIR/agent-<pid>.sock
-    signal     a signal ("SIGUSR2", "USR2" or a number) that writes a
-               snapshot; refused when the program has a handler for it
-    every      seconds between periodic snapshots
+    signal     a signal that writes a snapshot: USR1, USR2 or a real-time
+               signal (RTMIN..RTMAX, "RTMIN+2"), by name ("SIGUSR2",
+               "USR2") or number; refused when the program has a handler
+               for it, and for any other signal (crash signals such as SEGV
+               must keep their default action)
+    every      seconds between periodic snapshots, 1 to 30 days
     keep       snapshot files of this process kept in `directory` (the
-               newest; None: no limit)
+               newest; 1 to 100,000, None: no limit)
     max_bytes  at most that many bytes of them (the newest always stays)
     directory  where signal and periodic snapshots go (default: the
-               current directory at start)
+               current directory at start): an existing directory, not a
+               symbolic link, this user's or root's, not writable by
+               other users unless sticky
     fork       take those snapshots in fork mode (the process pauses for
                the fork only; see heapsnap.dump)
     min_free   skip a snapshot when the filesystem has less free space
@@ -931,10 +907,13 @@ def start(socket=True, signal=None, every=None, keep=5, max_bytes=None, director
                largest snapshot written)
     after_fork a child made by os.fork() starts an agent of its own
 
-    Raises ValueError for bad options, OSError when the socket or the
-    directory cannot be used.
+    Raises ValueError for a bad option (the message names it, the value
+    and what is allowed: heapsnap/_agent_options.py), even when an agent
+    runs already; OSError when the socket cannot be made.
     """
     global _agent
+    _opts.check(socket=socket, signal=signal, every=every, keep=keep, max_bytes=max_bytes,
+                directory=directory, fork=fork, min_free=min_free, after_fork=after_fork)
     with _state_lock:
         if _agent is not None and _agent.running:
             return _agent
@@ -1186,49 +1165,11 @@ def _lines_after_fork():
 
 def _parse_env(value):
     """HEAPSNAP_AGENT's value -> start() keyword arguments, or None (off)."""
-    v = value.strip()
-    if v.lower() in ("", "0", "no", "off", "false"):
+    r = _opts.parse_env(value)
+    if r is None:
         return None
-    if v.lower() in ("1", "yes", "on", "true"):
-        return {}
-    opts = {}
-    for item in v.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, eq, val = item.partition("=")
-        key = key.strip().lower().replace("-", "_")
-        val = val.strip()
-        flag = (not eq) or val.lower() not in ("0", "no", "off", "false")
-        if key == "socket":
-            opts["socket"] = flag
-        elif key == "nosocket":
-            opts["socket"] = False
-        elif key == "fork":
-            opts["fork"] = flag
-        elif not eq or not val:
-            raise ValueError("'%s' needs a value (%s=...)" % (key, key))
-        elif key == "signal":
-            opts["signal"] = val
-        elif key == "every":
-            try:
-                opts["every"] = float(val)
-            except ValueError:
-                raise ValueError("every=%s is not a number of seconds" % val)
-        elif key == "keep":
-            if not val.isdigit():
-                raise ValueError("keep=%s is not a count" % val)
-            opts["keep"] = int(val)
-        elif key == "max_bytes":
-            opts["max_bytes"] = _size(val)
-        elif key == "min_free":
-            opts["min_free"] = _size(val)
-        elif key in ("dir", "directory"):
-            opts["directory"] = val
-        else:
-            raise ValueError("unknown option '%s' (socket, nosocket, signal=, every=, keep=, "
-                             "max_bytes=, min_free=, dir=, fork)" % key)
-    return opts
+    opts, labels = r
+    return _opts.check(labels=labels, **opts)
 
 
 def _start_from_env():
@@ -1309,11 +1250,9 @@ def _main(argv):
         sys.stderr.write("heapsnap: no program given\n" + _USAGE)
         return 129
     try:
-        if "every" in opts:
-            opts["every"] = float(opts["every"])
-        if "keep" in opts:
-            opts["keep"] = int(opts["keep"])
-        start(**opts)
+        labels = {"directory": "--dir", "max_bytes": "--max-bytes", "min_free": "--min-free",
+                  "signal": "--signal", "every": "--every", "keep": "--keep"}
+        start(**_opts.check(labels=labels, **opts))
     except (ValueError, TypeError) as e:
         sys.stderr.write("heapsnap: %s\n%s" % (_message(e), _USAGE))
         return 129
