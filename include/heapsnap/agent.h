@@ -34,8 +34,15 @@
 #define HS_AGENT_PROTOCOL 1
 /** The longest command line, its newline included. */
 #define HS_AGENT_LINE_MAX 4096
-/** The longest reply accepted. */
-#define HS_AGENT_REPLY_MAX (256u * 1024u * 1024u)
+/**
+ * The longest reply line accepted, its newline excluded: 4 MiB (TYPES
+ * replies of large programs are far below: see formats/agent-protocol.md).
+ * TRACK and MARKS replies may be larger (every allocation site's
+ * definition; 4,096 markers of up to 1,024 characters): 32 MiB. A longer
+ * line is an error, and the connection is closed.
+ */
+#define HS_AGENT_REPLY_MAX (4u * 1024u * 1024u)
+#define HS_AGENT_REPLY_MAX_LARGE (32u * 1024u * 1024u)
 
 typedef struct hs_agent hs_agent;
 
@@ -51,12 +58,15 @@ typedef struct hs_agent hs_agent;
 HS_EXTERN(int) hs_agent_find(char *out, size_t size, int pid);
 
 /**
- * Connect to the agent of process `pid` and check it with HELLO, waiting
- * at most `timeout` seconds (<= 0: no limit).
+ * Connect to the agent of process `pid` and check it, waiting at most
+ * `timeout` seconds (<= 0: no limit): the socket's peer (SO_PEERCRED) must
+ * be the process or one of its descendants, running as the process's
+ * effective uid, and HELLO must answer a valid reply for that process.
  * @return 0 with *out set (free it with hs_agent_free), HS_ENOTFOUND (no
  *         agent: no socket, or a stale one nobody listens on), HS_EIO
  *         (permission, refused by the agent, no answer in time, the
- *         connection closed), HS_EFORMAT (it does not speak the protocol),
+ *         connection closed), HS_EFORMAT (it does not speak the protocol,
+ *         or another process answers on the socket),
  *         HS_ENOMEM, HS_EINVAL.
  */
 HS_EXTERN(int) hs_agent_connect(hs_agent **out, int pid, double timeout);
@@ -74,6 +84,39 @@ HS_EXTERN(int) hs_agent_connect(hs_agent **out, int pid, double timeout);
  */
 HS_EXTERN(int) hs_agent_request(hs_agent *a, const char *command, char **out_reply_json,
                                 double timeout);
+
+struct cJSON;
+
+/**
+ * hs_agent_request, then the reply parsed and validated for the command
+ * (HELLO, STATS, TYPES, MARKS, GCEVENTS, DUMP, TRACK; other commands: a
+ * JSON object with a boolean "ok"): each field the clients read has its
+ * type, numbers are finite and non-negative, counts integral; "ok": false
+ * carries a string "error". A reply that breaks these rules comes from
+ * something that is not a working agent: its message names the socket,
+ * the process, the command and the field.
+ * @return 0 with *out set to the reply (ok true or false; free it with
+ *         cJSON_Delete); HS_EIO (as hs_agent_request), HS_EFORMAT (not a
+ *         valid reply), HS_EINVAL, HS_ENOMEM.
+ */
+HS_EXTERN(int) hs_agent_call(hs_agent *a, const char *command, struct cJSON **out, double timeout);
+
+/** The "error" of a reply whose "ok" is false ("no message" when absent). */
+HS_EXTERN(const char *) hs_agent_reply_error(const struct cJSON *reply);
+
+/**
+ * Check what an ok DUMP reply claims: its "path" is `path` (the file asked
+ * for), and that file is a regular file (not a symbolic link), owned by
+ * the target's effective uid or by this process's, modified at or after
+ * `since` (wall-clock seconds, the time the DUMP was sent), and a heapsnap
+ * snapshot (header, index and footer valid) holding the "objects" the
+ * reply counts, of the "bytes" it says.
+ * @return 0, HS_EFORMAT (the reply or the file is not what the agent
+ *         claims; the message names the socket, the file and the problem),
+ *         HS_EINVAL.
+ */
+HS_EXTERN(int) hs_agent_check_dump(const hs_agent *a, const struct cJSON *reply, const char *path,
+                                   double since);
 
 /** Free a reply of hs_agent_request. NULL is a no-op. */
 HS_EXTERN(void) hs_agent_reply_free(char *reply);

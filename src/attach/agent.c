@@ -19,14 +19,25 @@
  *
  * Every wait has a deadline (poll); writes use MSG_NOSIGNAL, so a closed
  * connection is an error, not a SIGPIPE.
+ *
+ * Nothing an agent sends is trusted: a socket of the right owner may still
+ * be answered by another program (one that inherited the descriptor, or a
+ * process of the same user that bound the name first). The peer must be
+ * the target or its descendant (SO_PEERCRED), a reply line is bounded
+ * (HS_AGENT_REPLY_MAX), and hs_agent_call checks every field the clients
+ * read before they use it: a count of -1 or 1e300 would otherwise become
+ * 18446744073709551615 objects.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -37,16 +48,20 @@
 
 #include "attach/attach_internal.h"
 #include "heapsnap/agent.h"
+#include "heapsnap/format.h"
 #include "util/alloc.h"
 
 struct hs_agent {
 	int fd;
 	int pid;
+	unsigned uid;  /* the target's effective uid */
 	char path[HS_ATTACH_PATH_MAX];
 	char *hello;
 	char *buf; /* bytes received after the last reply line */
 	size_t len, cap;
 };
+
+static int validate_reply(const hs_agent *a, const char *command, const char *text, cJSON **out);
 
 static double now(void)
 {
@@ -369,27 +384,87 @@ static int open_socket(int *out, const char *path, int pid, double deadline)
 	return 0;
 }
 
-/* HELLO: the protocol, and that it answers for `pid`. */
-static int check_hello(const char *reply, int pid)
+/* The parent of `pid` (/proc/PID/stat), 0 when unknown. */
+static int parent_of(int pid)
 {
-	cJSON *j = cJSON_Parse(reply);
-	if (!j)
-		return hs_error_set(HS_EFORMAT, "the agent of process %d sent an unreadable HELLO", pid);
-	int rc = 0;
-	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
-	const cJSON *proto = cJSON_GetObjectItemCaseSensitive(j, "protocol");
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	int ppid;
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return ppid;
+}
+
+/* The name of process `pid` (comm), "?" when unknown. */
+static void comm_of(int pid, char *out, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	snprintf(out, size, "?");
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(out, (int)size, f))
+		out[strcspn(out, "\n")] = '\0';
+	fclose(f);
+}
+
+/*
+ * The peer of the socket (SO_PEERCRED: the process that listens, as it was
+ * when it called listen()) must be the target or one of its descendants,
+ * with the target's effective uid: the socket file's owner alone does not
+ * say who answers on it.
+ */
+static int check_peer(const hs_agent *a)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(a->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof(cr))
+		return hs_error_set(HS_EIO, "cannot read who serves the agent socket '%s' of process %d: "
+		                    "%s", a->path, a->pid, strerror(errno));
+	if ((unsigned)cr.uid != a->uid)
+		return hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d is served by uid %u, "
+		                    "not by the process's user (uid %u): not used; see what listens there "
+		                    "with 'ss -xlp'", a->path, a->pid, (unsigned)cr.uid, a->uid);
+	if (cr.pid <= 0)
+		return hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d is served by a "
+		                    "process outside this pid namespace: not used; run heapsnap in the "
+		                    "namespace of the process", a->path, a->pid);
+	int p = cr.pid;
+	for (int depth = 0; p > 1 && p != a->pid && depth < 4096; depth++)
+		p = parent_of(p);
+	if (p != a->pid) {
+		char name[64];
+		comm_of(cr.pid, name, sizeof(name));
+		return hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d is served by process "
+		                    "%d (%s), neither that process nor one of its children: not used; see "
+		                    "what listens there with 'ss -xlp', or stop process %d", a->path, a->pid,
+		                    (int)cr.pid, name, (int)cr.pid);
+	}
+	return 0;
+}
+
+/* HELLO (validated by hs_agent_call): ok, and that it answers for `pid`. */
+static int check_hello(const hs_agent *a, const cJSON *j)
+{
+	int pid = a->pid;
 	const cJSON *apid = cJSON_GetObjectItemCaseSensitive(j, "pid");
-	if (!cJSON_IsTrue(ok) || !cJSON_IsNumber(proto) || !cJSON_IsNumber(apid))
-		rc = hs_error_set(HS_EFORMAT, "the socket of process %d does not speak the heapsnap "
-		                  "agent protocol", pid);
-	else if (proto->valuedouble < 1)
-		rc = hs_error_set(HS_EFORMAT, "the agent of process %d speaks protocol %g, not %d", pid,
-		                  proto->valuedouble, HS_AGENT_PROTOCOL);
-	else if ((int)apid->valuedouble != pid && (int)apid->valuedouble != own_pid(pid))
-		rc = hs_error_set(HS_EIO, "the socket found for process %d answers for process %d: "
-		                  "not used", pid, (int)apid->valuedouble);
-	cJSON_Delete(j);
-	return rc;
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok")))
+		return hs_error_set(HS_EIO, "the agent of process %d refused HELLO: %s", pid,
+		                    hs_agent_reply_error(j));
+	if ((int)apid->valuedouble != pid && (int)apid->valuedouble != own_pid(pid))
+		return hs_error_set(HS_EFORMAT, "the agent socket '%s' found for process %d answers for "
+		                    "process %d: not used", a->path, pid, (int)apid->valuedouble);
+	return 0;
 }
 
 int hs_agent_connect(hs_agent **out, int pid, double timeout)
@@ -404,20 +479,34 @@ int hs_agent_connect(hs_agent **out, int pid, double timeout)
 	a->fd = -1;
 	a->pid = pid;
 	int rc = hs_agent_find(a->path, sizeof(a->path), pid);
-	if (rc == 0)
-		rc = open_socket(&a->fd, a->path, pid, deadline);
+	hs_proc_status st;
+	if (rc == 0 && hs_attach__status(&st, (pid_t)pid) < 0)
+		rc = hs_error_set(HS_ENOTFOUND, "no such process: %d", pid);
 	if (rc == 0) {
-		char *hello = NULL;
-		rc = hs_agent_request(a, "HELLO", &hello, deadline > 0 ? deadline - now() : 0);
-		if (rc == 0 && deadline > 0 && now() > deadline) {
-			hs_agent_reply_free(hello);
+		a->uid = (unsigned)st.euid;
+		rc = open_socket(&a->fd, a->path, pid, deadline);
+	}
+	if (rc == 0)
+		rc = check_peer(a);
+	if (rc == 0) {
+		char *text = NULL;
+		cJSON *hello = NULL;
+		double left = deadline > 0 ? deadline - now() : 0;
+		if (deadline > 0 && left <= 0)
 			rc = hs_error_set(HS_EIO, "the agent of process %d did not answer within %.3g s",
 			                  pid, timeout);
-		} else if (rc == 0 && (rc = check_hello(hello, pid)) < 0) {
-			hs_agent_reply_free(hello);
-		} else if (rc == 0) {
-			a->hello = hello;
+		else
+			rc = hs_agent_request(a, "HELLO", &text, left);
+		if (rc == 0)
+			rc = validate_reply(a, "HELLO", text, &hello);
+		if (rc == 0)
+			rc = check_hello(a, hello);
+		if (rc == 0) {
+			a->hello = text;
+			text = NULL;
 		}
+		hs_agent_reply_free(text);
+		cJSON_Delete(hello);
 	}
 	if (rc < 0) {
 		hs_agent_free(a);
@@ -470,6 +559,9 @@ int hs_agent_request(hs_agent *a, const char *command, char **out_reply_json, do
 	if (a->fd < 0)
 		return hs_error_set(HS_EIO, "the connection to the agent of process %d is closed", a->pid);
 	double deadline = timeout > 0 ? now() + timeout : 0;
+	/* TRACK and MARKS replies may carry a lot; everything else is small */
+	size_t limit = !strncmp(command, "TRACK", 5) || !strncmp(command, "MARKS", 5)
+	                   ? HS_AGENT_REPLY_MAX_LARGE : HS_AGENT_REPLY_MAX;
 	char *line = hs_malloc(cl + 1);
 	if (!line)
 		return HS_ENOMEM;
@@ -479,11 +571,15 @@ int hs_agent_request(hs_agent *a, const char *command, char **out_reply_json, do
 	hs_free(line);
 	for (size_t scanned = 0; rc == 0;) {
 		char *nl = a->len > scanned ? memchr(a->buf + scanned, '\n', a->len - scanned) : NULL;
+		if (nl && (size_t)(nl - a->buf) > limit)
+			nl = NULL; /* over the limit: reported below */
 		if (nl) {
 			size_t n = (size_t)(nl - a->buf);
 			if (n == 0 || a->buf[0] != '{' || (n > 0 && a->buf[n - 1 - (a->buf[n - 1] == '\r')] != '}')) {
-				rc = hs_error_set(HS_EFORMAT, "the agent of process %d sent a reply that is not a "
-				                  "JSON object", a->pid);
+				rc = hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d sent a reply "
+				                  "to %.*s that is not a JSON object line: not a heapsnap agent; see "
+				                  "what listens there with 'ss -xlp'", a->path, a->pid,
+				                  (int)strcspn(command, " "), command);
 				break;
 			}
 			char *r = hs_strndup(a->buf, n);
@@ -497,13 +593,19 @@ int hs_agent_request(hs_agent *a, const char *command, char **out_reply_json, do
 			return 0;
 		}
 		scanned = a->len;
-		if (a->len >= HS_AGENT_REPLY_MAX) {
-			rc = hs_error_set(HS_EFORMAT, "the agent of process %d sent a reply over %u bytes",
-			                  a->pid, HS_AGENT_REPLY_MAX);
+		if (a->len > limit) {
+			rc = hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d sent a reply to "
+			                  "%.*s longer than %zu MiB, the limit: not a heapsnap agent, or "
+			                  "asked for too much (fewer --types)", a->path, a->pid,
+			                  (int)strcspn(command, " "), command,
+			                  limit >> 20);
 			break;
 		}
 		if (a->cap - a->len < 65536) {
+			/* grows to the limit and one chunk more, never beyond */
 			size_t cap = a->cap ? a->cap * 2 : 65536;
+			if (cap > limit + 65536)
+				cap = limit + 65536;
 			char *nb = hs_reallocarray(a->buf, cap, 1);
 			if (!nb) {
 				rc = HS_ENOMEM;
@@ -517,8 +619,10 @@ int hs_agent_request(hs_agent *a, const char *command, char **out_reply_json, do
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0) {
-			rc = hs_error_set(HS_EIO, "the agent of process %d did not answer within %.3g s",
-			                  a->pid, timeout);
+			rc = hs_error_set(HS_EIO, "the agent socket '%s' of process %d did not answer %.*s "
+			                  "within %.3g s; the program may be stuck (a long call holding the "
+			                  "GIL), or something else listens there: see 'ss -xlp'", a->path,
+			                  a->pid, (int)strcspn(command, " "), command, timeout);
 			break;
 		}
 		ssize_t n = recv(a->fd, a->buf + a->len, a->cap - a->len, 0);
@@ -566,4 +670,476 @@ const char *hs_agent_socket(const hs_agent *a)
 const char *hs_agent_hello(const hs_agent *a)
 {
 	return a && a->hello ? a->hello : "";
+}
+
+/* ------------------------------------------------------------------ */
+/* Validating replies                                                  */
+
+/*
+ * What each reply must hold before a client reads it: the fields the
+ * clients use (formats/agent-protocol.md), each with its type. Unknown
+ * fields are ignored (later versions may add some); a field marked
+ * optional may be absent (the agent leaves out figures it cannot read) or
+ * null where the protocol says so.
+ */
+enum vkind {
+	V_COUNT,   /* integral, 0 .. 2^53 */
+	V_INT,     /* integral, -2^53 .. 2^53 */
+	V_SECONDS, /* finite, >= 0 */
+	V_BOOL,
+	V_STRING,
+	V_OBJECT,
+	V_COUNTS,  /* array of V_COUNT */
+	V_SECONDS_ARRAY,
+	V_ITEMS,   /* array of objects, each checked with `items` */
+	V_ROWS,    /* array of arrays, each checked with `cols` */
+};
+#define V_REQ 1u  /* must be present */
+#define V_NULL 2u /* may be null */
+
+typedef struct vrule {
+	const char *key; /* "a.b": member b of object a */
+	enum vkind kind;
+	unsigned flags;
+	const struct vrule *items;
+	const char *cols; /* V_ROWS: one letter per column, see check_row */
+} vrule;
+
+#define V_END { NULL, V_COUNT, 0, NULL, NULL }
+
+static const vrule hello_rules[] = {
+	{ "protocol", V_COUNT, V_REQ, NULL, NULL },
+	{ "pid", V_COUNT, V_REQ, NULL, NULL },
+	{ "uid", V_COUNT, 0, NULL, NULL },
+	{ "python", V_STRING, 0, NULL, NULL },
+	{ "hexversion", V_COUNT, 0, NULL, NULL },
+	{ "started", V_SECONDS, 0, NULL, NULL },
+	V_END,
+};
+static const vrule stats_rules[] = {
+	{ "t", V_SECONDS, V_REQ, NULL, NULL },
+	{ "rss", V_COUNT, 0, NULL, NULL },
+	{ "vms", V_COUNT, 0, NULL, NULL },
+	{ "swap", V_COUNT, 0, NULL, NULL },
+	{ "uss", V_COUNT, 0, NULL, NULL },
+	{ "pss", V_COUNT, 0, NULL, NULL },
+	{ "threads", V_COUNT, 0, NULL, NULL },
+	{ "agent_threads", V_COUNT, 0, NULL, NULL },
+	{ "os_threads", V_COUNT, 0, NULL, NULL },
+	{ "seconds", V_SECONDS, 0, NULL, NULL },
+	{ "gc", V_OBJECT, V_REQ, NULL, NULL },
+	{ "gc.enabled", V_BOOL, 0, NULL, NULL },
+	{ "gc.tracked_objects", V_COUNT, 0, NULL, NULL },
+	{ "gc.tracked_per_generation", V_COUNTS, 0, NULL, NULL },
+	{ "gc.counts", V_COUNTS, 0, NULL, NULL },
+	{ "gc.thresholds", V_COUNTS, 0, NULL, NULL },
+	{ "gc.collections", V_COUNTS, 0, NULL, NULL },
+	{ "gc.collected", V_COUNTS, 0, NULL, NULL },
+	{ "gc.uncollectable", V_COUNTS, 0, NULL, NULL },
+	{ "gc.pause_seconds", V_SECONDS_ARRAY, 0, NULL, NULL },
+	{ "gc.frozen", V_COUNT, 0, NULL, NULL },
+	{ "pymalloc", V_OBJECT, 0, NULL, NULL },
+	{ "pymalloc.arenas_allocated", V_COUNT, 0, NULL, NULL },
+	{ "pymalloc.arenas_highwater", V_COUNT, 0, NULL, NULL },
+	{ "pymalloc.bytes_in_arenas", V_COUNT, 0, NULL, NULL },
+	{ "pymalloc.bytes_in_use", V_COUNT, 0, NULL, NULL },
+	{ "pymalloc.blocks_in_use", V_COUNT, 0, NULL, NULL },
+	V_END,
+};
+static const vrule type_row_rules[] = {
+	{ "name", V_STRING, V_REQ, NULL, NULL },
+	{ "count", V_COUNT, V_REQ, NULL, NULL },
+	{ "bytes", V_COUNT, V_REQ, NULL, NULL },
+	V_END,
+};
+static const vrule types_rules[] = {
+	{ "t", V_SECONDS, V_REQ, NULL, NULL },
+	{ "objects", V_COUNT, V_REQ, NULL, NULL },
+	{ "bytes", V_COUNT, V_REQ, NULL, NULL },
+	{ "seconds", V_SECONDS, V_REQ, NULL, NULL },
+	{ "type_names", V_COUNT, 0, NULL, NULL },
+	{ "types", V_ITEMS, V_REQ, type_row_rules, NULL },
+	V_END,
+};
+static const vrule mark_rules[] = {
+	{ "seq", V_COUNT, V_REQ, NULL, NULL },
+	{ "t", V_SECONDS, V_REQ, NULL, NULL },
+	{ "label", V_STRING, V_REQ, NULL, NULL },
+	V_END,
+};
+static const vrule marks_rules[] = {
+	{ "next", V_COUNT, V_REQ, NULL, NULL },
+	{ "dropped", V_COUNT, 0, NULL, NULL },
+	{ "marks", V_ITEMS, V_REQ, mark_rules, NULL },
+	V_END,
+};
+static const vrule gcevent_rules[] = {
+	{ "seq", V_COUNT, 0, NULL, NULL },
+	{ "t", V_SECONDS, V_REQ, NULL, NULL },
+	{ "generation", V_COUNT, V_REQ, NULL, NULL },
+	{ "seconds", V_SECONDS, V_REQ, NULL, NULL },
+	{ "collected", V_COUNT, V_REQ, NULL, NULL },
+	{ "uncollectable", V_COUNT, V_REQ, NULL, NULL },
+	V_END,
+};
+static const vrule gcevents_rules[] = {
+	{ "next", V_COUNT, V_REQ, NULL, NULL },
+	{ "dropped", V_COUNT, 0, NULL, NULL },
+	{ "events", V_ITEMS, V_REQ, gcevent_rules, NULL },
+	V_END,
+};
+static const vrule dump_rules[] = {
+	{ "path", V_STRING, V_REQ, NULL, NULL },
+	{ "objects", V_COUNT, V_REQ, NULL, NULL },
+	{ "edges", V_COUNT, V_REQ, NULL, NULL },
+	{ "bytes", V_COUNT, V_REQ, NULL, NULL },
+	{ "pause_seconds", V_SECONDS, V_REQ, NULL, NULL },
+	{ "seconds", V_SECONDS, 0, NULL, NULL },
+	{ "fork", V_BOOL, 0, NULL, NULL },
+	{ "child_pid", V_COUNT, V_NULL, NULL, NULL },
+	{ "child_seconds", V_SECONDS, V_NULL, NULL, NULL },
+	{ "child_private_dirty", V_COUNT, V_NULL, NULL, NULL },
+	V_END,
+};
+/* TRACK columns: c count, i integer, s string, S string or null, I
+ * integer or null, a array of counts */
+static const vrule track_rules[] = {
+	{ "t", V_SECONDS, V_REQ, NULL, NULL },
+	{ "active", V_BOOL, 0, NULL, NULL },
+	{ "final", V_BOOL, 0, NULL, NULL },
+	{ "settings", V_OBJECT, 0, NULL, NULL },
+	{ "settings.t", V_SECONDS, 0, NULL, NULL },
+	{ "settings.sample_bytes", V_COUNT, 0, NULL, NULL },
+	{ "settings.seed", V_COUNT, V_NULL, NULL, NULL },
+	{ "locs", V_ROWS, 0, NULL, "cSSIIc" },
+	{ "stacks", V_ROWS, 0, NULL, "cciSca" },
+	{ "figures", V_ROWS, 0, NULL, "ciiii" },
+	{ "peak", V_OBJECT, 0, NULL, NULL },
+	{ "peak.bytes", V_COUNT, V_REQ, NULL, NULL },
+	{ "peak.stacks", V_ROWS, V_REQ, NULL, "cii" },
+	{ "final_bytes", V_INT, V_NULL, NULL, NULL },
+	V_END,
+};
+
+static const struct {
+	const char *word;
+	const vrule *rules;
+} reply_rules[] = {
+	{ "HELLO", hello_rules },       { "STATS", stats_rules }, { "TYPES", types_rules },
+	{ "MARKS", marks_rules },       { "GCEVENTS", gcevents_rules }, { "DUMP", dump_rules },
+	{ "TRACK", track_rules },
+};
+
+#define V_INT_MAX 9007199254740992.0 /* 2^53: doubles are exact up to here */
+
+static const char *number_problem(const cJSON *v, enum vkind kind)
+{
+	if (!cJSON_IsNumber(v))
+		return "not a number";
+	double d = v->valuedouble;
+	if (!isfinite(d))
+		return "not a finite number";
+	if (kind != V_INT && d < 0)
+		return "negative";
+	if (kind == V_SECONDS)
+		return d > 1e12 ? "out of range" : NULL;
+	if (d != floor(d))
+		return "not an integer";
+	if (fabs(d) > V_INT_MAX)
+		return "out of range";
+	return NULL;
+}
+
+/* The problem with `v` as `kind`, NULL when none; `detail` for arrays. */
+static const char *value_problem(const cJSON *v, enum vkind kind, char *detail, size_t size)
+{
+	const cJSON *e;
+	size_t i = 0;
+	switch (kind) {
+	case V_COUNT:
+	case V_INT:
+	case V_SECONDS:
+		return number_problem(v, kind);
+	case V_BOOL:
+		return cJSON_IsBool(v) ? NULL : "not true or false";
+	case V_STRING:
+		return cJSON_IsString(v) ? NULL : "not a string";
+	case V_OBJECT:
+		return cJSON_IsObject(v) ? NULL : "not an object";
+	case V_COUNTS:
+	case V_SECONDS_ARRAY:
+		if (!cJSON_IsArray(v))
+			return "not an array";
+		cJSON_ArrayForEach(e, v) {
+			const char *p = number_problem(e, kind == V_COUNTS ? V_COUNT : V_SECONDS);
+			if (p) {
+				snprintf(detail, size, "item %zu is %s", i, p);
+				return detail;
+			}
+			i++;
+		}
+		return NULL;
+	default:
+		return cJSON_IsArray(v) ? NULL : "not an array";
+	}
+}
+
+/* One row of a V_ROWS array against its column letters. */
+static const char *row_problem(const cJSON *row, const char *cols, char *detail, size_t size)
+{
+	if (!cJSON_IsArray(row) || (size_t)cJSON_GetArraySize(row) < strlen(cols))
+		return "not an array of the expected length";
+	const cJSON *v = row->child;
+	for (size_t c = 0; cols[c]; c++, v = v->next) {
+		const char *p = NULL;
+		switch (cols[c]) {
+		case 'c': p = number_problem(v, V_COUNT); break;
+		case 'i': p = number_problem(v, V_INT); break;
+		case 'I': p = cJSON_IsNull(v) ? NULL : number_problem(v, V_INT); break;
+		case 's': p = cJSON_IsString(v) ? NULL : "not a string"; break;
+		case 'S': p = cJSON_IsString(v) || cJSON_IsNull(v) ? NULL : "not a string"; break;
+		case 'a': p = value_problem(v, V_COUNTS, detail, size); break;
+		default: break;
+		}
+		if (p) {
+			if (p != detail)
+				snprintf(detail, size, "column %zu is %s", c, p);
+			return detail;
+		}
+	}
+	return NULL;
+}
+
+/* Member `key` ("a" or "a.b") of `o`; *parent_missing when a is absent. */
+static const cJSON *member(const cJSON *o, const char *key, int *parent_missing)
+{
+	const char *dot = strchr(key, '.');
+	*parent_missing = 0;
+	if (!dot)
+		return cJSON_GetObjectItemCaseSensitive(o, key);
+	char head[64];
+	snprintf(head, sizeof(head), "%.*s", (int)(dot - key), key);
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, head);
+	if (!cJSON_IsObject(p)) {
+		*parent_missing = 1;
+		return NULL;
+	}
+	return cJSON_GetObjectItemCaseSensitive(p, dot + 1);
+}
+
+/* The first rule `o` breaks, written into `why`; 0 when none. */
+static int rules_broken(const cJSON *o, const vrule *rules, char *why, size_t size)
+{
+	char detail[160];
+	for (const vrule *r = rules; r->key; r++) {
+		int parent_missing;
+		const cJSON *v = member(o, r->key, &parent_missing);
+		if (!v) {
+			if ((r->flags & V_REQ) && !parent_missing) {
+				snprintf(why, size, "'%s' is missing", r->key);
+				return 1;
+			}
+			continue;
+		}
+		if ((r->flags & V_NULL) && cJSON_IsNull(v))
+			continue;
+		const char *p = value_problem(v, r->kind, detail, sizeof(detail));
+		if (!p && (r->kind == V_ITEMS || r->kind == V_ROWS)) {
+			size_t i = 0;
+			const cJSON *e;
+			char inner[256];
+			cJSON_ArrayForEach(e, v) {
+				if (r->kind == V_ITEMS && !cJSON_IsObject(e)) {
+					snprintf(why, size, "'%s' item %zu is not an object", r->key, i);
+					return 1;
+				}
+				if (r->kind == V_ITEMS && rules_broken(e, r->items, inner, sizeof(inner))) {
+					snprintf(why, size, "'%s' item %zu: %s", r->key, i, inner);
+					return 1;
+				}
+				if (r->kind == V_ROWS && (p = row_problem(e, r->cols, detail, sizeof(detail)))) {
+					snprintf(why, size, "'%s' item %zu: %s", r->key, i, p);
+					return 1;
+				}
+				i++;
+			}
+		}
+		if (p) {
+			char shown[48] = "";
+			if (cJSON_IsNumber(v))
+				snprintf(shown, sizeof(shown), " (%.17g)", v->valuedouble);
+			snprintf(why, size, p == detail ? "'%s' %s%s" : "'%s' is %s%s", r->key, p, shown);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int invalid(const hs_agent *a, const char *command, const char *why)
+{
+	return hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d sent an invalid reply "
+	                    "to %.*s: %s; whatever answers there is not a working heapsnap agent "
+	                    "(see what listens with 'ss -xlp'; restart the program's agent)", a->path,
+	                    a->pid, (int)strcspn(command, " "), command, why);
+}
+
+static int validate_reply(const hs_agent *a, const char *command, const char *text, cJSON **out)
+{
+	*out = NULL;
+	cJSON *j = cJSON_Parse(text);
+	if (!j || !cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return invalid(a, command, "not JSON");
+	}
+	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
+	char why[512] = "";
+	if (!cJSON_IsBool(ok)) {
+		snprintf(why, sizeof(why), "'ok' is %s", ok ? "not true or false" : "missing");
+	} else if (!cJSON_IsTrue(ok)) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+		const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "errno");
+		if (e && !cJSON_IsString(e))
+			snprintf(why, sizeof(why), "'error' is not a string");
+		else if (en && !cJSON_IsNull(en) && number_problem(en, V_COUNT))
+			snprintf(why, sizeof(why), "'errno' is %s", number_problem(en, V_COUNT));
+	} else {
+		size_t wl = strcspn(command, " ");
+		for (size_t i = 0; i < sizeof(reply_rules) / sizeof(reply_rules[0]); i++) {
+			if (strlen(reply_rules[i].word) == wl && !strncmp(command, reply_rules[i].word, wl)) {
+				rules_broken(j, reply_rules[i].rules, why, sizeof(why));
+				break;
+			}
+		}
+	}
+	if (why[0]) {
+		cJSON_Delete(j);
+		return invalid(a, command, why);
+	}
+	*out = j;
+	return 0;
+}
+
+int hs_agent_call(hs_agent *a, const char *command, cJSON **out, double timeout)
+{
+	if (!out)
+		return hs_error_set(HS_EINVAL, "hs_agent_call: bad argument");
+	*out = NULL;
+	char *text = NULL;
+	int rc = hs_agent_request(a, command, &text, timeout);
+	if (rc < 0)
+		return rc;
+	rc = validate_reply(a, command, text, out);
+	hs_agent_reply_free(text);
+	return rc;
+}
+
+const char *hs_agent_reply_error(const cJSON *reply)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(reply, "error");
+	return cJSON_IsString(e) ? e->valuestring : "no message";
+}
+
+/* ------------------------------------------------------------------ */
+/* The file a DUMP reply names                                         */
+
+static int stop_at_totals(const hs_totals *t, uint32_t python_version, void *payload)
+{
+	(void)python_version;
+	*(hs_totals *)payload = *t;
+	return HS_EUSER; /* what follows is the analyzers' business */
+}
+
+static int bad_dump(const hs_agent *a, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int bad_dump(const hs_agent *a, const char *path, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d claims it wrote '%s', "
+	                    "but %s: not used; see what listens there with 'ss -xlp', or take the "
+	                    "snapshot with ptrace (heapsnap dump --no-agent %d)", a->path, a->pid, path,
+	                    why, a->pid);
+}
+
+int hs_agent_check_dump(const hs_agent *a, const cJSON *reply, const char *path, double since)
+{
+	if (!a || !reply || !path)
+		return hs_error_set(HS_EINVAL, "hs_agent_check_dump: bad argument");
+	const cJSON *rp = cJSON_GetObjectItemCaseSensitive(reply, "path");
+	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(reply, "objects");
+	if (!cJSON_IsString(rp) || !cJSON_IsNumber(objects))
+		return invalid(a, "DUMP", "'path' or 'objects' is missing");
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			return bad_dump(a, path, "there is no such file");
+		if (e == ELOOP)
+			return bad_dump(a, path, "it is a symbolic link");
+		return bad_dump(a, path, "it cannot be opened (%s)", strerror(e));
+	}
+	struct stat st, other;
+	int rc = 0;
+	void *map = MAP_FAILED;
+	hs_totals totals;
+	memset(&totals, 0, sizeof(totals));
+	if (fstat(fd, &st) != 0) {
+		rc = bad_dump(a, path, "it cannot be read (%s)", strerror(errno));
+		goto done;
+	}
+	/* the reply's path is the one asked for, maybe spelled otherwise */
+	if (strcmp(rp->valuestring, path) != 0 &&
+	    (stat(rp->valuestring, &other) != 0 || other.st_dev != st.st_dev || other.st_ino != st.st_ino)) {
+		rc = bad_dump(a, path, "the reply names another file ('%.200s')", rp->valuestring);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = bad_dump(a, path, "it is not a regular file");
+		goto done;
+	}
+	if ((unsigned)st.st_uid != a->uid && st.st_uid != geteuid()) {
+		rc = bad_dump(a, path, "it belongs to uid %u, neither the process's user (uid %u) nor "
+		              "yours (uid %u)", (unsigned)st.st_uid, a->uid, (unsigned)geteuid());
+		goto done;
+	}
+	/* timestamps may lag the clock by a tick: one second of slack */
+	double mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec * 1e-9;
+	if (since > 0 && mtime < since - 1.0) {
+		rc = bad_dump(a, path, "it was last written %.0f s before the request (an older file)",
+		              since - mtime);
+		goto done;
+	}
+	if (st.st_size <= 0) {
+		rc = bad_dump(a, path, "it is empty");
+		goto done;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		rc = bad_dump(a, path, "it cannot be read (%s)", strerror(errno));
+		goto done;
+	}
+	hs_read_visitor v = { .version = HS_READ_VISITOR_VERSION, .totals = stop_at_totals };
+	int frc = hs_format_read_memory(map, (size_t)st.st_size, path, &v, &totals);
+	if (frc != HS_EUSER) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", frc < 0 ? hs_error_last() : "it holds no metadata");
+		rc = bad_dump(a, path, "it is not a heapsnap snapshot (%s)", why);
+		goto done;
+	}
+	hs_error_clear();
+	const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(reply, "bytes");
+	if ((double)totals.nodes != objects->valuedouble)
+		rc = bad_dump(a, path, "the file holds %llu objects, the reply says %.17g",
+		              (unsigned long long)totals.nodes, objects->valuedouble);
+	else if (cJSON_IsNumber(bytes) && bytes->valuedouble != (double)st.st_size)
+		rc = bad_dump(a, path, "the file has %lld bytes, the reply says %.17g",
+		              (long long)st.st_size, bytes->valuedouble);
+done:
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	close(fd);
+	return rc;
 }

@@ -8,14 +8,20 @@
  * collections and their pauses, pymalloc) come from the process's agent
  * (heapsnap.agent, include/heapsnap/agent.h: STATS, and TYPES with
  * --types) when it runs one; without an agent they are not known, and the
- * output says how to get them. An agent that exists but fails is reported
- * as a warning on stderr; the /proc figures are still printed.
+ * output says how to get them. An agent that answers a command with an
+ * error ("ok": false) is reported as a warning on stderr and the /proc
+ * figures are still printed; a socket that answers something that is not a
+ * valid reply, closes the connection or does not answer in time is an
+ * error (exit 2): its figures cannot be trusted, and a script should not
+ * take the output for the process's.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "heapsnap/agent.h"
@@ -112,30 +118,42 @@ static int proc_figures(proc_figs *p, int pid, int smaps)
 	return 0;
 }
 
+/* Whether `pid` runs as our user (or we are root): its agent is then ours
+ * to use, and failing to use it is an error rather than a note. */
+static int owned_by_us(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	struct stat st;
+	return stat(path, &st) == 0 && (geteuid() == 0 || st.st_uid == geteuid());
+}
+
 static double num(const cJSON *o, const char *key, double dflt)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-/* The agent's reply parsed, or NULL with a warning on stderr. */
-static cJSON *ask(hs_agent *a, const char *cmd, double timeout, int pid)
+/*
+ * The agent's reply, validated (hs_agent_call): 0 with *out set; 0 with
+ * *out NULL and a warning on stderr when the agent answered an error;
+ * a negative code when the exchange failed or the reply is not valid.
+ */
+static int ask(cJSON **out, hs_agent *a, const char *cmd, double timeout, int pid)
 {
-	char *reply = NULL;
-	if (hs_agent_request(a, cmd, &reply, timeout) < 0) {
-		fprintf(stderr, "heapsnap: warning: %s\n", hs_error_last());
-		return NULL;
-	}
-	cJSON *j = cJSON_Parse(reply);
-	hs_agent_reply_free(reply);
-	if (!j || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok"))) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	cJSON *j = NULL;
+	*out = NULL;
+	int rc = hs_agent_call(a, cmd, &j, timeout);
+	if (rc < 0)
+		return rc;
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok"))) {
 		fprintf(stderr, "heapsnap: warning: the agent of process %d answered %s with an error: %s\n",
-		        pid, cmd, cJSON_IsString(e) ? e->valuestring : "unreadable reply");
+		        pid, cmd, hs_agent_reply_error(j));
 		cJSON_Delete(j);
-		return NULL;
+		return 0;
 	}
-	return j;
+	*out = j;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -424,13 +442,20 @@ int cmd_stats(int argc, const char **argv)
 	char note[1024];
 	const char *note_p = NULL;
 	int arc = hs_agent_connect(&a, (int)pid, timeout);
-	if (arc == 0) {
+	if (arc == HS_EFORMAT || (arc < 0 && arc != HS_ENOTFOUND && owned_by_us((int)pid))) {
+		/* something answers on the agent's socket, wrongly: no figures */
+		return hs_cli_error();
+	} else if (arc == 0) {
 		hello = cJSON_Parse(hs_agent_hello(a));
-		st = ask(a, args.fast ? "STATS fast" : "STATS", timeout, (int)pid);
-		if (st && args.types) {
+		int qrc = ask(&st, a, args.fast ? "STATS fast" : "STATS", timeout, (int)pid);
+		if (qrc == 0 && st && args.types) {
 			char cmd[64];
 			snprintf(cmd, sizeof(cmd), "TYPES %zu", args.types);
-			ty = ask(a, cmd, timeout + 60, (int)pid);
+			qrc = ask(&ty, a, cmd, timeout + 60, (int)pid);
+		}
+		if (qrc < 0) {
+			rc = hs_cli_error();
+			goto done;
 		}
 		if (!st) {
 			snprintf(note, sizeof(note), "the agent of process %ld failed: Python figures unknown",
@@ -451,6 +476,7 @@ int cmd_stats(int argc, const char **argv)
 		rc = print_json((int)pid, &p, a, hello, st, ty, note_p);
 	else
 		rc = print_text((int)pid, &p, a, hello, st, ty, note_p);
+done:
 	cJSON_Delete(hello);
 	cJSON_Delete(st);
 	cJSON_Delete(ty);

@@ -273,34 +273,33 @@ void hs_agents_rss(hs_agents *a, int pid, int64_t rss_kib)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* One request; the parsed reply (ok true) or NULL (the connection is then
- * closed when it broke). */
+/* One request; the parsed reply (ok true, fields validated by
+ * hs_agent_call) or NULL. A broken connection is dropped and tried again;
+ * a socket that answers invalid replies is not a working agent: it is
+ * dropped for good, with a note, and the process keeps its /proc figures. */
 static cJSON *ask(hs_agents *a, target *t, const char *cmd, double timeout, char *why, size_t wsize)
 {
-	char *reply = NULL;
-	int rc = hs_agent_request(t->a, cmd, &reply, timeout);
+	cJSON *j = NULL;
+	int rc = hs_agent_call(t->a, cmd, &j, timeout);
 	if (rc < 0) {
 		snprintf(why, wsize, "%s", hs_error_last());
-		if (rc == HS_EIO) {
+		if (rc == HS_EIO || rc == HS_EFORMAT) {
 			hs_agent_free(t->a);
 			t->a = NULL;
 			t->next_try = mono_ns() + CONNECT_RETRY_NS;
 		}
-		return NULL;
-	}
-	cJSON *j = cJSON_Parse(reply);
-	hs_agent_reply_free(reply);
-	if (!j) {
-		snprintf(why, wsize, "the agent's reply to %.20s is not JSON", cmd);
+		if (rc == HS_EFORMAT) {
+			t->gave_up = 1;
+			note(a, (ptrdiff_t)t->index, 1, "%s: Python figures of process %d stop here", why,
+			     t->pid);
+		}
 		return NULL;
 	}
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok"))) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-		snprintf(why, wsize, "%s", cJSON_IsString(e) ? e->valuestring : "refused");
+		snprintf(why, wsize, "%s", hs_agent_reply_error(j));
 		cJSON_Delete(j);
 		return NULL;
 	}
-	(void)a;
 	return j;
 }
 
@@ -431,7 +430,18 @@ static void snapshot(hs_agents *a, target *t, hs_rec_snapshot_trigger trigger)
 		return;
 	}
 	snprintf(cmd, sizeof(cmd), "DUMP %.*s", (int)(sizeof(cmd) - 6), path);
+	struct timespec sent;
+	clock_gettime(CLOCK_REALTIME, &sent);
 	cJSON *j = ask(a, t, cmd, DUMP_TIMEOUT, why, sizeof(why));
+	if (j && hs_agent_check_dump(t->a, j, path, (double)sent.tv_sec + (double)sent.tv_nsec * 1e-9) < 0) {
+		/* the reply names no snapshot of that process: not a working agent */
+		snprintf(why, sizeof(why), "%s", hs_error_last());
+		cJSON_Delete(j);
+		j = NULL;
+		hs_agent_free(t->a);
+		t->a = NULL;
+		t->gave_up = 1;
+	}
 	if (j) {
 		const cJSON *pause = cJSON_GetObjectItemCaseSensitive(j, "pause_seconds");
 		W(a, hs_rec_writer_snapshot(a->w, t->index, rel_us(a, t0), trigger, name,
@@ -640,12 +650,17 @@ static void track_final_file(hs_agents *a, target *t)
 		return;
 	char path[PATH_MAX + 64];
 	snprintf(path, sizeof(path), "%s/track-%d.json", a->dir, t->pid);
-	FILE *f = fopen(path, "rb");
+	FILE *f = fopen(path, "rbe");
 	if (!f)
 		return;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	for (;;) {
+		if (len > HS_AGENT_REPLY_MAX_LARGE) { /* bounded like a reply */
+			hs_free(buf);
+			buf = NULL;
+			break;
+		}
 		if (len + 65536 > cap) {
 			cap = cap ? cap * 2 : 131072;
 			char *nb = hs_reallocarray(buf, cap + 1, 1);

@@ -3,6 +3,15 @@
 # hook was built for. The driver is /usr/bin/python3 (jsonschema); the
 # targets run on each interpreter and get our package only when they use
 # it in-process (or the _bootstrap directory alone, for HEAPSNAP_AGENT).
+# The client against a hostile agent (a test program on the socket): needs
+# no hook, only the CLI and /usr/bin/python3.
+if(EXISTS /usr/bin/python3)
+  add_test(NAME agent.hostile
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/hostile_agent.py
+      --cli $<TARGET_FILE:heapsnap_cli>
+      --fixture ${PROJECT_SOURCE_DIR}/fixtures/snapshots/synthetic-small.hsnap)
+  set_tests_properties(agent.hostile PROPERTIES LABELS "cli;agent" TIMEOUT 600)
+endif()
 if(NOT HEAPSNAP_BUILD_PYTHON OR NOT HS_PY_TEST_INTERPRETERS OR NOT EXISTS /usr/bin/python3)
   return()
 endif()
