@@ -385,19 +385,16 @@ static int dump_via_agent(hs_attach_result *out, hs_agent *ag, int pid, const ch
 		return hs_error_set(HS_EINVAL, "the output path is too long for the agent (or has a line "
 		                    "break): '%s'", path);
 	double fork_timeout = opts->fork_timeout > 0 ? opts->fork_timeout : 300;
-	char *reply = NULL;
 	cJSON *j = NULL;
-	int rc = hs_agent_request(ag, cmd, &reply, opts->fork ? fork_timeout + 60 : 3600);
+	struct timespec sent;
+	clock_gettime(CLOCK_REALTIME, &sent);
+	/* hs_agent_call checks every figure's type and range; the file it
+	 * names is checked below: a reply alone proves nothing */
+	int rc = hs_agent_call(ag, cmd, &j, opts->fork ? fork_timeout + 60 : 3600);
 	if (rc < 0)
 		goto done;
-	j = cJSON_Parse(reply);
-	if (!j) {
-		rc = hs_error_set(HS_EFORMAT, "the agent of process %d sent an unreadable reply", pid);
-		goto done;
-	}
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok"))) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-		const char *msg = cJSON_IsString(e) ? e->valuestring : "no message";
+		const char *msg = hs_agent_reply_error(j);
 		int err = (int)json_num(j, "errno", 0);
 		const char *why = err > 0 && !strstr(msg, strerror(err)) ? strerror(err) : NULL;
 		if (why)
@@ -406,6 +403,8 @@ static int dump_via_agent(hs_attach_result *out, hs_agent *ag, int pid, const ch
 			rc = hs_error_set(HS_EIO, "the agent of process %d failed: %s", pid, msg);
 		goto done;
 	}
+	if ((rc = hs_agent_check_dump(ag, j, path, (double)sent.tv_sec + (double)sent.tv_nsec * 1e-9)) < 0)
+		goto done;
 	if (out) {
 		out->mode = HS_ATTACH_MODE_AGENT;
 		out->objects = (uint64_t)json_num(j, "objects", 0);
@@ -421,7 +420,6 @@ static int dump_via_agent(hs_attach_result *out, hs_agent *ag, int pid, const ch
 	}
 done:
 	cJSON_Delete(j);
-	hs_agent_reply_free(reply);
 	if (out) {
 		out->via_agent = 1; /* also on failure: the agent was asked, nothing injected */
 		cJSON *h = cJSON_Parse(hs_agent_hello(ag));
