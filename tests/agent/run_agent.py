@@ -37,8 +37,13 @@ def check(cond, what):
     return cond
 
 
-def wait_until(cond, seconds=10.0, step=0.02):
-    end = time.monotonic() + seconds
+# Every wait below is a hang detector, never a time limit: a loaded machine is
+# slow, not wrong. The checks are on answers, counts and the order of events.
+HANG = 600
+
+
+def wait_until(cond, seconds=HANG, step=0.02):
+    end = time.monotonic() + max(seconds, HANG)
     while time.monotonic() < end:
         if cond():
             return True
@@ -85,7 +90,7 @@ class Target:
         self.p.stdin.flush()
         return self.p.stdout.readline().strip()
 
-    def finish(self, timeout=30):
+    def finish(self, timeout=HANG):
         """Close stdin (the target's cue to end) and wait: (rc, stdout, stderr).
         Read through the file objects: readline() may have buffered output."""
         try:
@@ -121,7 +126,7 @@ def sock_path(pid, d=None):
 
 
 class Client:
-    def __init__(self, path, timeout=60):
+    def __init__(self, path, timeout=HANG):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
         self.s.connect(path)
@@ -148,7 +153,7 @@ class Client:
         self.s.close()
 
 
-def cli(ctx, *args, timeout=120):
+def cli(ctx, *args, timeout=HANG):
     r = subprocess.run([ctx.cli] + [str(a) for a in args], capture_output=True, text=True,
                        timeout=timeout)
     return r.returncode, r.stdout, r.stderr
@@ -194,6 +199,7 @@ def serve(handlers):
 def case_basics(ctx):
     """start/stop, idempotence, socket 0600 in a 0700 directory, every
     command's reply, the socket removed on stop and at exit."""
+    wall0 = time.time()  # times in replies are checked by order, not by size
     t = Target(ctx, PRELUDE + r'''
 a = agent.start()
 b = agent.start()
@@ -224,7 +230,9 @@ serve({"alloc": alloc, "restart": restart, "mark": mark, "collect": collect})
         check(stat.S_IMODE(dst.st_mode) == 0o700 and dst.st_uid == os.geteuid(),
               "basics: directory mode 0700, ours (got %o)" % stat.S_IMODE(dst.st_mode))
         c = Client(path)
+        mono0 = time.monotonic()
         h = c.req("HELLO")
+        mono1 = time.monotonic()
         check(h.get("ok") is True and h.get("protocol") == 1 and h.get("pid") == t.pid and
               h.get("ppid") == os.getpid(), "basics: HELLO ok, protocol 1, pid, ppid: %s" % h)
         want_py = subprocess.run([ctx.py, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
@@ -232,8 +240,9 @@ serve({"alloc": alloc, "restart": restart, "mark": mark, "collect": collect})
         check(h.get("python") == want_py, "basics: HELLO python %s (got %s)" % (want_py, h.get("python")))
         check(h.get("heapsnap") and isinstance(h.get("argv"), list) and h["argv"][0] == "-c",
               "basics: HELLO heapsnap version and argv: %s" % h)
-        check(isinstance(h.get("started"), float) and abs(h["started"] - time.time()) < 60 and
-              abs(h["t"] - time.monotonic()) < 5, "basics: HELLO started (wall) and t (monotonic)")
+        check(isinstance(h.get("started"), float) and wall0 <= h["started"] <= time.time() and
+              mono0 <= h["t"] <= mono1, "basics: HELLO started (wall: after the target was "
+              "launched) and t (monotonic: while the request was out): %s" % h)
 
         # STATS: tracked objects grow by the 10,000 objects allocated
         t.say("collect 0")  # settle what the GC untracks (tuples, dicts)
@@ -284,7 +293,7 @@ serve({"alloc": alloc, "restart": restart, "mark": mark, "collect": collect})
         m = c.req("MARKS %d" % (base + 1))
         check(m["ok"] and [x["label"] for x in m["marks"]] == ["phase-1", "phase-2"] and
               m["next"] == base + 3, "basics: MARKS since: %s" % m)
-        check(all(abs(x["wall"] - time.time()) < 60 for x in m["marks"]), "basics: MARKS wall times")
+        check(all(wall0 <= x["wall"] <= time.time() for x in m["marks"]), "basics: MARKS wall times")
         check(c.req("MARKS %d" % (base + 3))["marks"] == [], "basics: MARKS next gives nothing new")
 
         # GCEVENTS after gc.collect()
@@ -355,9 +364,20 @@ serve({})
         slow = Client(path)
         slow.raw(b"STA")
         silent = Client(path)
-        t0 = time.monotonic()
         check(c.req("STATS fast")["ok"], "robust: served while a slow client holds a half line")
-        check(time.monotonic() - t0 < 1.0, "robust: not delayed by the slow client")
+        # not delayed by the slow client: answered while the slow client's
+        # line is still pending (its time-out, 10 s, has not answered it);
+        # an order of events, not a time measured here
+        slow.s.setblocking(False)
+        try:
+            pending = slow.s.recv(1, socket.MSG_PEEK) is None
+        except BlockingIOError:
+            pending = True
+        except OSError:
+            pending = False
+        slow.s.setblocking(True)
+        slow.s.settimeout(600)
+        check(pending, "robust: not delayed by the slow client (served before its line timed out)")
         r = json.loads(slow.line())
         check(r["ok"] is False and "not finished" in r["error"], "robust: slow line timed out: %s" % r)
         try:
@@ -380,7 +400,9 @@ serve({})
         def open_now():
             q = Client(path)
             try:
-                return q.req("AGENT")["connections_open"]
+                # while the closed ones are still being reaped the agent may
+                # answer "busy" (16 at once): not yet, ask again
+                return q.req("AGENT").get("connections_open")
             finally:
                 q.close()
         check(wait_until(lambda: open_now() == 1, 15), "robust: the other connections are gone")
@@ -520,7 +542,7 @@ serve({})
     finally:
         t.kill()
     # no agent: /proc figures and the note
-    p = subprocess.Popen([ctx.py, "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+    p = subprocess.Popen([ctx.py, "-c", "import time; print('ready', flush=True); time.sleep(3600)"],
                          env=ctx.env(), stdout=subprocess.PIPE, text=True)
     try:
         p.stdout.readline()
@@ -583,15 +605,16 @@ print("end", flush=True)
 
 def case_periodic(ctx):
     """every= with keep=3: exactly 3 files remain; max_bytes keeps only the
-    newest; a free-space margin above the disk skips with a warning."""
+    newest; a free-space margin above the disk skips with a warning. The
+    interval is the smallest allowed (1 s); the waits count snapshots."""
     d = tempfile.mkdtemp(prefix="every-", dir=ctx.tmp)
     t = Target(ctx, PRELUDE + r'''
-a = agent.start(every=0.15, keep=3, directory=sys.argv[1])
+a = agent.start(every=1, keep=3, directory=sys.argv[1])
 print("ready", a.socket_path, flush=True)
 serve({"n": lambda arg: agent.current().counts["snapshots_written"]})
 ''', args=[d])
     try:
-        check(wait_until(lambda: int(t.say("n 0")) >= 6, 60, 0.1), "periodic: 6 snapshots written")
+        check(wait_until(lambda: int(t.say("n 0")) >= 5, 600, 0.1), "periodic: 5 snapshots written")
         rc, out, err = t.finish()
         files = glob.glob(os.path.join(d, "heapsnap-%d-*.hsnap" % t.pid))
         check(len(files) == 3, "periodic: exactly 3 files remain with keep=3 (%d)" % len(files))
@@ -603,12 +626,12 @@ serve({"n": lambda arg: agent.current().counts["snapshots_written"]})
         t.kill()
     d2 = tempfile.mkdtemp(prefix="bytes-", dir=ctx.tmp)
     t = Target(ctx, PRELUDE + r'''
-a = agent.start(every=0.15, keep=None, max_bytes=1, directory=sys.argv[1], socket=False)
+a = agent.start(every=1, keep=None, max_bytes=1, directory=sys.argv[1], socket=False)
 print("ready", flush=True)
 serve({"n": lambda arg: agent.current().counts["snapshots_written"]})
 ''', args=[d2])
     try:
-        check(wait_until(lambda: int(t.say("n 0")) >= 3, 60, 0.1), "periodic: 3 snapshots with max_bytes")
+        check(wait_until(lambda: int(t.say("n 0")) >= 3, 600, 0.1), "periodic: 3 snapshots with max_bytes")
         rc, out, err = t.finish()
         files = glob.glob(os.path.join(d2, "heapsnap-%d-*.hsnap" % t.pid))
         check(len(files) == 1, "periodic: max_bytes=1 keeps the newest only (%d)" % len(files))
@@ -617,13 +640,13 @@ serve({"n": lambda arg: agent.current().counts["snapshots_written"]})
         t.kill()
     d3 = tempfile.mkdtemp(prefix="full-", dir=ctx.tmp)
     t = Target(ctx, PRELUDE + r'''
-a = agent.start(every=0.1, directory=sys.argv[1], min_free=1 << 60, socket=False)
+a = agent.start(every=1, directory=sys.argv[1], min_free=1 << 60, socket=False)
 print("ready", flush=True)
 serve({"n": lambda arg: "%d %d %s" % (agent.current().counts["snapshots_skipped"],
        agent.current().counts["snapshots_written"], agent.current().last_skip["reason"] if agent.current().last_skip else "")})
 ''', args=[d3])
     try:
-        check(wait_until(lambda: int(t.say("n 0").split()[0]) >= 2, 30, 0.1), "periodic: skips counted")
+        check(wait_until(lambda: int(t.say("n 0").split()[0]) >= 2, 600, 0.1), "periodic: skips counted")
         r = t.say("n 0")
         check(r.split()[1] == "0" and "below the margin" in r, "periodic: nothing written, reason: %s" % r)
         rc, out, err = t.finish()
@@ -648,10 +671,12 @@ def fork(arg):
         c = agent.current()
         os.write(w, ("%s %s\n" % (c.socket_path if c else None, c is not a)).encode())
         os.close(w)
+        # lives until the test says so (a file go-PID), not for a time
+        go, end = "go-%d" % os.getpid(), time.monotonic() + 600
+        while not os.path.exists(go) and time.monotonic() < end:
+            time.sleep(0.02)
         if arg == "exit":
-            time.sleep(1.5)
             sys.exit(0)  # atexit: the socket goes
-        time.sleep(1.5)
         os._exit(0)       # no atexit: the socket stays
     os.close(w)
     kids.append(pid)
@@ -673,11 +698,13 @@ serve({"fork": fork, "reap": reap})
               "fork: both answer for themselves (%s, %s)" % (hc["pid"], hp["pid"]))
         rc, out, err = cli(ctx, "stats", child, "--json", "--fast")
         check(rc == 0 and json.loads(out).get("agent"), "fork: heapsnap stats reaches the child's agent")
+        open(os.path.join(ctx.tmp, "go-%d" % child), "w").close()
         t.say("reap 0")
         check(not os.path.exists(sock_path(child)), "fork: the child's socket removed at its exit")
         check(os.path.exists(sock_path(t.pid)), "fork: the parent's socket untouched")
         r = t.say("fork _exit").split()
         stale = int(r[0])
+        open(os.path.join(ctx.tmp, "go-%d" % stale), "w").close()
         t.say("reap 0")
         check(os.path.exists(sock_path(stale)), "fork: os._exit leaves the child's socket")
         rc, out, err = cli(ctx, "stats", stale)

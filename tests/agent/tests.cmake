@@ -27,6 +27,13 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
   add_test(NAME python.agent.${_v}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/run_agent.py
       --cli $<TARGET_FILE:heapsnap_cli> --python ${_py} --package ${CMAKE_BINARY_DIR}/python)
-  set_tests_properties(python.agent.${_v} PROPERTIES LABELS python TIMEOUT 300
+  set_tests_properties(python.agent.${_v} PROPERTIES LABELS python TIMEOUT 900
     SKIP_RETURN_CODE 77 ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+  # the agent's options, good and bad, in start(), HEAPSNAP_AGENT and
+  # python -m heapsnap.agent; stale sockets; the C handler's own refusals
+  add_test(NAME python.agent_options.${_v}
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/run_options.py
+      --python ${_py} --package ${CMAKE_BINARY_DIR}/python)
+  set_tests_properties(python.agent_options.${_v} PROPERTIES LABELS python TIMEOUT 900
+    ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 endforeach()
