@@ -118,8 +118,9 @@ typedef struct hs_attach_result {
  * fork mode too): no ptrace; out->via_agent is then 1. An agent that
  * exists but fails (refuses, does not answer within the timeout, cannot
  * write) is an error, not a reason to inject: HS_ATTACH_AGENT_NEVER does
- * that. Otherwise the hook is injected, and the target is left running
- * with its registers restored on every path, including errors; when no safe point is reached within the
+ * that. Otherwise the hook is injected: whatever happens to heapsnap
+ * meanwhile, even SIGKILL, the target continues where it was (see
+ * src/attach/inject.c); when no safe point is reached within the
  * timeout nothing is written, and the safe-point request left queued in the
  * target is cancelled (it returns at once when it runs). With opts->fork
  * the target forks at the safe point and resumes; the call returns when the
@@ -129,10 +130,22 @@ typedef struct hs_attach_result {
  *         bad argument), HS_EVERSION (unsupported Python), HS_EIO
  *         (permission, ptrace, the target died, the dump failed, the
  *         agent failed). With HS_ATTACH_AGENT_ONLY, HS_ENOTFOUND also
- *         when the process has no agent. `out` may be NULL; the hook
- *         directory may be NULL with HS_ATTACH_AGENT_ONLY.
+ *         when the process has no agent; HS_EUSER when heapsnap caught a
+ *         signal (hs_attach_catch_signals) and let go of the target.
+ *         `out` may be NULL; the hook directory may be NULL with
+ *         HS_ATTACH_AGENT_ONLY.
  */
 HS_EXTERN(int) hs_attach_dump(hs_attach_result *out, int pid, const char *path,
                               const hs_attach_options *opts);
+
+/**
+ * Catch SIGTERM, SIGINT, SIGHUP, SIGPIPE and SIGQUIT (those not ignored):
+ * a dump in progress then lets go of its target (which continues where it
+ * was), removes what it started to write, and returns HS_EUSER; the caller
+ * exits with 128 + hs_attach_interrupted().
+ */
+HS_EXTERN(void) hs_attach_catch_signals(void);
+/** The signal caught since hs_attach_catch_signals(), or 0. */
+HS_EXTERN(int) hs_attach_interrupted(void);
 
 #endif

@@ -1,34 +1,43 @@
 /*
  * attach/attach.c: hs_attach_dump(): a snapshot of a running CPython.
  *
- * How a safe point is reached. The main thread is stopped (PTRACE_INTERRUPT)
- * and looked at:
+ * Every remote call below goes through hs_attach__call (inject.c): it
+ * returns the thread to its "home" state by itself, so heapsnap may die at
+ * any instant without harming the target. The order of work:
  *
- *  - Blocked in a system call (sleep, accept, select, read...) with its
- *    thread state detached (a remote PyGILState_Check() returns 0): it is
- *    inside a Py_BEGIN_ALLOW_THREADS region, where any other thread may take
- *    the GIL and run. heapsnap_attach_dump() is called right there: it takes
- *    the GIL with PyGILState_Ensure() as a thread of the process would,
- *    dumps, releases it; then the registers are restored and the kernel
- *    restarts the interrupted call as after any ptrace stop. futex waits are
- *    excluded: one of them is the GIL's own wait.
- *
- *  - Otherwise a stub is queued with Py_AddPendingCall(): the main thread
- *    runs it between two bytecodes with the GIL held. The stub (in a page
- *    mapped here) checks a cancel flag and makes a getpid() system call with
- *    a magic argument that the injector, tracing system calls of that one
- *    thread, recognises; from that stop the hook is called, and the thread
- *    is sent back from the stub with 0, as if it had returned. If the main
- *    thread was waiting for a lock with the GIL released (futex), the wait
- *    is made to return EINTR, as a signal would: CPython's lock acquire
- *    then runs pending calls (acquire_timed -> Py_MakePendingCalls) and
- *    waits again.
+ *  1. Stop the main thread (PTRACE_INTERRUPT). Its home: where it was,
+ *     with an interrupted system call set to restart (or to return EINTR
+ *     where only the kernel's restart block could resume it).
+ *  2. mmap heapsnap's 16 KiB (returning through libc's rt_sigreturn
+ *     trampoline; the value is the mmap system call's), write the stub, the
+ *     capture gadget, the shared block and strings, mprotect the code page
+ *     r-x. From here calls return through the gadget, which stores the
+ *     value in the page.
+ *  3. A safe point:
+ *     - Blocked in a system call (sleep, accept, select, read...) with its
+ *       thread state detached (a remote PyGILState_Check() returns 0): it
+ *       is inside a Py_BEGIN_ALLOW_THREADS region, where any other thread
+ *       may take the GIL and run. heapsnap_attach_dump() is called from
+ *       home: it takes the GIL with PyGILState_Ensure() as a thread of the
+ *       process would, dumps, releases it; the thread then restarts its
+ *       call. futex waits are excluded: one of them is the GIL's own wait.
+ *     - Otherwise a stub is queued with Py_AddPendingCall(): the main thread
+ *       runs it between two bytecodes with the GIL held. The stub checks a
+ *       cancel flag and makes a getpid() system call with a magic argument
+ *       that the injector, tracing system calls of that one thread,
+ *       recognises. Home becomes "back from the stub with 0", and the hook
+ *       is called from there. If the main thread waits for a lock with the
+ *       GIL released (futex), the wait is interrupted (PTRACE_INTERRUPT)
+ *       and made to return EINTR, as a signal would: CPython's lock
+ *       acquire then runs pending calls and waits again. Untouched, the
+ *       kernel restarts the wait: nothing depends on heapsnap being alive.
+ *  4. munmap the pages (through libc's trampoline: the page goes away),
+ *     detach.
  *
  * If heapsnap dies after queueing the stub, the stub only makes a harmless
- * getpid(); if the timeout passes first, the cancel flag is set and the stub
- * will return at once: its pages (16 KiB) stay mapped, since the queued call
- * still points there. On every other path the pages are unmapped and all
- * registers are restored before the detach.
+ * getpid() and returns 0; if the timeout passes (or heapsnap is told to
+ * stop) first, the cancel flag is set and the stub will return at once: its
+ * pages (16 KiB) stay mapped, since the queued call still points there.
  */
 #include <errno.h>
 #include <glob.h>
@@ -54,13 +63,15 @@
 #define STUB_MAGIC 0x6865617073686f74ull /* "heapshot" */
 #define PAGES_SIZE 16384u
 #define SHARED_OFF 4096u
+#define GADGET_OFF 64u           /* in the code page, after the stub */
+#define SLOT_OFF (STRINGS_OFF - 64u) /* the gadget's value, in a writable page */
 #define STRINGS_OFF 12288u
 #define ERESTARTSYS_ 512
 #define ERESTARTNOINTR_ 513
 #define ERESTARTNOHAND_ 514
 #define ERESTART_RESTARTBLOCK_ 516
 
-_Static_assert(SHARED_OFF + sizeof(hs_attach_shared) <= STRINGS_OFF, "shared block too large");
+_Static_assert(SHARED_OFF + sizeof(hs_attach_shared) <= SLOT_OFF, "shared block too large");
 
 typedef struct target {
 	pid_t pid;
@@ -68,6 +79,7 @@ typedef struct target {
 	uint32_t hexversion;
 	char hook[HS_ATTACH_PATH_MAX];
 	uint64_t dlopen_, dlsym_, dlerror_, mmap_, munmap_, mprotect_;
+	uint64_t restorer; /* libc's rt_sigreturn trampoline */
 	uint64_t add_pending, gil_check, is_initialized;
 	uint64_t runtime, runtime_size; /* _PyRuntime: where the main GIL lives */
 } target;
@@ -110,39 +122,6 @@ static int futex_wait_cmd(unsigned long long op)
 {
 	int cmd = (int)(op & ~(unsigned long long)(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME));
 	return cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET;
-}
-
-/*
- * The main thread enters a futex wait while a pending call is queued: skip
- * the call and make it return EINTR, as a signal arriving then would. It
- * may have been stopped in the instants between releasing the GIL and
- * blocking (a lock acquire in thread.join(), queue.get()...): not in a
- * system call at the first stop, so not woken there, it would then wait for
- * ever and the pending call with it. On EINTR, CPython's lock acquire runs
- * the pending calls and waits again; the GIL's, glibc's and CPython's other
- * waits just wait again. From the entry stop `cur`; returns at the exit
- * stop. @return 0 or HS_EIO (the target died).
- */
-static int interrupt_futex_wait(hs_tracee *t, struct user_regs_struct *cur)
-{
-	cur->orig_rax = (unsigned long long)-1; /* skipped: the exit stop follows at once */
-	if (ptrace(PTRACE_SETREGS, t->pid, NULL, cur) != 0)
-		return hs_error_set(HS_EIO, "cannot set the registers of process %d: %s", (int)t->pid,
-		                    strerror(errno));
-	int rc, ws;
-	if ((rc = hs_attach__resume(t, PTRACE_SYSCALL, 0)) < 0)
-		return rc;
-	if ((rc = hs_attach__wait(t, &ws, 0)) < 0)
-		return rc;
-	if (!WIFSTOPPED(ws) || WSTOPSIG(ws) != (SIGTRAP | 0x80) ||
-	    ptrace(PTRACE_GETREGS, t->pid, NULL, cur) != 0)
-		return hs_error_set(HS_EIO, "process %d did not stop after a skipped system call",
-		                    (int)t->pid);
-	cur->rax = (unsigned long long)-EINTR;
-	if (ptrace(PTRACE_SETREGS, t->pid, NULL, cur) != 0)
-		return hs_error_set(HS_EIO, "cannot set the registers of process %d: %s", (int)t->pid,
-		                    strerror(errno));
-	return 0;
 }
 
 static int is_restart(long long rax)
@@ -242,6 +221,8 @@ static int find_symbols(target *tg, const hs_maps *maps, const char *hook_dir, c
 		                  "(glibc 2.34 or later is needed)", (int)tg->pid, libcmap->path);
 		goto done;
 	}
+	if ((rc = hs_attach__find_restorer(tg->pid, maps, libcmap->path, &tg->restorer)) < 0)
+		goto done;
 	int hn = snprintf(tg->hook, sizeof(tg->hook), "%s/_heapsnap.cpython-3%d-x86_64-linux-gnu.so",
 	                  hook_dir, tg->minor);
 	if (hn < 0 || hn >= HS_ATTACH_PATH_MAX - 64)
@@ -318,19 +299,51 @@ static size_t write_stub(unsigned char *code, uint64_t flag_addr)
 }
 #define STUB_SYSCALL_END 33u
 
-/* Load the hook and run the dump from the current stop (t->regs saved). */
-static int run_hook(hs_tracee *t, const target *tg, uint64_t pages, hs_attach_shared *sh)
+/* One remote call returning through heapsnap's gadget. */
+static int call(hs_tracee *t, uint64_t fn, const uint64_t *args, int nargs, double timeout,
+                uint64_t *ret, int *running)
+{
+	hs_call c;
+	memset(&c, 0, sizeof(c));
+	c.fn = fn;
+	for (int i = 0; i < nargs; i++)
+		c.args[i] = args[i];
+	c.nargs = nargs;
+	c.timeout = timeout;
+	c.result_syscall = -1;
+	return hs_attach__call(t, &c, ret, running);
+}
+
+/* A libc wrapper of one system call, returning through libc's trampoline
+ * (heapsnap's page is not executable yet, or is going away). */
+static int call_syscall(hs_tracee *t, uint64_t fn, long nr, const uint64_t *args, int nargs,
+                        uint64_t *ret, int *running)
+{
+	hs_call c;
+	memset(&c, 0, sizeof(c));
+	c.fn = fn;
+	for (int i = 0; i < nargs; i++)
+		c.args[i] = args[i];
+	c.nargs = nargs;
+	c.timeout = 5;
+	c.result_syscall = nr;
+	return hs_attach__call(t, &c, ret, running);
+}
+
+/* Load the hook and run the dump from home. */
+static int run_hook(hs_tracee *t, const target *tg, uint64_t pages, hs_attach_shared *sh,
+                    int *running, int *dump_entered)
 {
 	uint64_t ret, args[2];
 	args[0] = pages + STRINGS_OFF;
 	args[1] = 2; /* RTLD_NOW */
-	int rc = hs_attach__call(t, tg->dlopen_, args, 2, &ret, 30);
+	int rc = call(t, tg->dlopen_, args, 2, 60, &ret, running);
 	if (rc < 0)
 		return rc;
 	if (!ret) {
 		char msg[512] = "unknown error";
 		uint64_t p;
-		if (hs_attach__call(t, tg->dlerror_, NULL, 0, &p, 5) == 0 && p) {
+		if (call(t, tg->dlerror_, NULL, 0, 5, &p, running) == 0 && p) {
 			hs_attach__peek(t->pid, p, msg, sizeof(msg) - 1);
 			msg[sizeof(msg) - 1] = '\0';
 		}
@@ -339,13 +352,14 @@ static int run_hook(hs_tracee *t, const target *tg, uint64_t pages, hs_attach_sh
 	uint64_t handle = ret;
 	args[0] = handle;
 	args[1] = pages + STRINGS_OFF + HS_ATTACH_PATH_MAX - 64;
-	if ((rc = hs_attach__call(t, tg->dlsym_, args, 2, &ret, 10)) < 0)
+	if ((rc = call(t, tg->dlsym_, args, 2, 10, &ret, running)) < 0)
 		return rc;
 	if (!ret)
 		return hs_error_set(HS_EIO, "'%s' has no heapsnap_attach_dump (an older build?)", tg->hook);
 	args[0] = pages + SHARED_OFF;
 	/* the dump itself: as long as it takes (the target's death ends it) */
-	if ((rc = hs_attach__call(t, ret, args, 1, &ret, 0)) < 0)
+	*dump_entered = 1;
+	if ((rc = call(t, ret, args, 1, 0, &ret, running)) < 0)
 		return rc;
 	if ((rc = hs_attach__peek(t->pid, pages + SHARED_OFF, sh, sizeof(*sh))) < 0)
 		return rc;
@@ -356,10 +370,13 @@ static int run_hook(hs_tracee *t, const target *tg, uint64_t pages, hs_attach_sh
 	return 0;
 }
 
-static int unmap_pages(hs_tracee *t, const target *tg, uint64_t pages)
+static int unmap_pages(hs_tracee *t, const target *tg, uint64_t pages, int *running)
 {
 	uint64_t ret, args[2] = { pages, PAGES_SIZE };
-	return hs_attach__call(t, tg->munmap_, args, 2, &ret, 5);
+	int rc = call_syscall(t, tg->munmap_, SYS_munmap, args, 2, &ret, running);
+	if (rc == 0 && ret != 0)
+		rc = hs_error_set(HS_EIO, "process %d could not unmap heapsnap's pages", (int)t->pid);
+	return rc;
 }
 
 /* A number member of a JSON object, or `dflt`. */
@@ -436,6 +453,56 @@ done:
 	return rc;
 }
 
+/*
+ * heapsnap was told to stop during a fork-mode dump: the target's forked
+ * child may be walking. It is the target's child, not ours: it is killed
+ * (after checking it is still that child), the target's reaper removes its
+ * temporary files, and its status file is removed here. The shared block
+ * is read from the detached target: the hook fills in the child's pid when
+ * its dump() call returns, within the fork's time.
+ */
+static void stop_fork_child(int pid, uint64_t pages, int child, const char *path)
+{
+	for (int i = 0; child <= 0 && pages && i < 250; i++) {
+		hs_attach_shared sh;
+		if (hs_attach__peek(pid, pages + SHARED_OFF, &sh, sizeof(sh)) < 0)
+			break;
+		if (sh.state == HS_ATTACH_STATE_DONE || sh.state == HS_ATTACH_STATE_FAILED) {
+			child = sh.child_pid;
+			break;
+		}
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (child > 0) {
+		char fn[64], line[512];
+		snprintf(fn, sizeof(fn), "/proc/%d/stat", child);
+		FILE *f = fopen(fn, "re");
+		int ppid = 0;
+		if (f) {
+			if (fgets(line, sizeof(line), f)) {
+				const char *p = strrchr(line, ')');
+				if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+					ppid = 0;
+			}
+			fclose(f);
+		}
+		if (ppid == pid && kill(child, SIGKILL) == 0) {
+			/* reaped by the target's reaper thread */
+			for (int i = 0; i < 250 && access(fn, F_OK) == 0; i++) {
+				struct timespec ts = { 0, 20 * 1000 * 1000 };
+				nanosleep(&ts, NULL);
+			}
+		}
+	}
+	char status[HS_ATTACH_PATH_MAX + 32];
+	snprintf(status, sizeof(status), "%s%s", path, HS_ATTACH_STATUS_SUFFIX);
+	struct stat st;
+	if (lstat(status, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
+		unlink(status);
+	hs_attach__remove_partial(path);
+}
+
 int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_attach_options *opts)
 {
 	hs_attach_options defaults = HS_ATTACH_OPTIONS_INIT;
@@ -497,52 +564,42 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 		return rc;
 
 	hs_tracee t;
-	struct user_regs_struct r0, at_stub;
-	unsigned char *x0 = NULL;
-	size_t x0_len = 0;
+	hs_attach_shared *sh = hs_calloc(1, sizeof(*sh));
+	unsigned char *buf = hs_calloc(1, PAGES_SIZE);
 	uint64_t pages = 0, ret;
-	int mode = 0, restore_r0 = 1, seize_errno = 0;
-	hs_attach_shared *sh = NULL;
+	int mode = 0, seize_errno = 0, running = 0, queued = 0, dump_entered = 0;
+	if (!sh || !buf) {
+		hs_free(sh);
+		hs_free(buf);
+		return HS_ENOMEM;
+	}
 	rc = hs_attach__seize(&t, pid, timeout, &seize_errno);
-	if (seize_errno)
+	if (seize_errno) {
+		hs_free(sh);
+		hs_free(buf);
 		return explain_ptrace_error(pid, seize_errno);
+	}
 	if (rc < 0)
 		goto out;
-	if ((rc = hs_attach__save(&t)) < 0)
-		goto detach;
-	r0 = t.regs;
-	x0 = hs_malloc(t.xstate_len ? t.xstate_len : 1);
-	sh = hs_calloc(1, sizeof(*sh));
-	if (!x0 || !sh) {
-		rc = HS_ENOMEM;
-		goto detach;
-	}
-	memcpy(x0, t.xstate, t.xstate_len);
-	x0_len = t.xstate_len;
+	t.restorer = tg.restorer;
+	hs_attach__checkpoint("seized");
+	struct user_regs_struct r0 = t.regs, home;
+	hs_attach__home_after_interrupt(&r0, 0, &home);
+	if ((rc = hs_attach__set_home(&t, &home)) < 0)
+		goto let_go;
 
-	if ((rc = hs_attach__call(&t, tg.is_initialized, NULL, 0, &ret, 5)) < 0)
-		goto restore;
-	if ((int)ret == 0) {
-		rc = hs_error_set(HS_EIO, "process %d has no running Python interpreter (starting or "
-		                  "shutting down)", pid);
-		goto restore;
-	}
+	/* heapsnap's pages: stub + gadget (code), shared block + slot, strings */
 	uint64_t margs[6] = { 0, PAGES_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 	                      (uint64_t)-1, 0 };
-	if ((rc = hs_attach__call(&t, tg.mmap_, margs, 6, &ret, 5)) < 0)
-		goto restore;
+	if ((rc = call_syscall(&t, tg.mmap_, SYS_mmap, margs, 6, &ret, &running)) < 0)
+		goto let_go;
 	if (ret > (uint64_t)-4096 || ret == 0 || (ret & 4095)) {
 		rc = hs_error_set(HS_EIO, "process %d cannot map memory for heapsnap", pid);
-		goto restore;
+		goto let_go;
 	}
 	pages = ret;
-	/* the page contents: stub, shared block, strings */
-	unsigned char *buf = hs_calloc(1, PAGES_SIZE);
-	if (!buf) {
-		rc = HS_ENOMEM;
-		goto unmap;
-	}
 	write_stub(buf, pages + SHARED_OFF + offsetof(hs_attach_shared, cancel));
+	hs_attach__write_gadget(buf + GADGET_OFF, pages + GADGET_OFF, pages + SLOT_OFF);
 	sh->magic = HS_ATTACH_MAGIC;
 	sh->size = sizeof(*sh);
 	snprintf(sh->path, sizeof(sh->path), "%s", path);
@@ -553,16 +610,24 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 	memcpy(buf + SHARED_OFF, sh, sizeof(*sh));
 	memcpy(buf + STRINGS_OFF, tg.hook, strlen(tg.hook) + 1); /* < PATH_MAX - 64: checked */
 	strcpy((char *)buf + STRINGS_OFF + HS_ATTACH_PATH_MAX - 64, "heapsnap_attach_dump");
-	rc = hs_attach__poke(pid, pages, buf, PAGES_SIZE);
-	hs_free(buf);
-	if (rc < 0)
+	if ((rc = hs_attach__poke(pid, pages, buf, PAGES_SIZE)) < 0)
 		goto unmap;
 	uint64_t pargs[3] = { pages, 4096, PROT_READ | PROT_EXEC };
-	if ((rc = hs_attach__call(&t, tg.mprotect_, pargs, 3, &ret, 5)) < 0)
+	if ((rc = call_syscall(&t, tg.mprotect_, SYS_mprotect, pargs, 3, &ret, &running)) < 0)
 		goto unmap;
 	if (ret != 0) {
 		rc = hs_error_set(HS_EIO, "process %d does not allow executable memory (mprotect "
 		                  "failed: SELinux execmem?)", pid);
+		goto unmap;
+	}
+	t.gadget = pages + GADGET_OFF;
+	t.slot = pages + SLOT_OFF;
+
+	if ((rc = call(&t, tg.is_initialized, NULL, 0, 5, &ret, &running)) < 0)
+		goto unmap;
+	if ((int)ret == 0) {
+		rc = hs_error_set(HS_EIO, "process %d has no running Python interpreter (starting or "
+		                  "shutting down)", pid);
 		goto unmap;
 	}
 
@@ -573,146 +638,156 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 	int in_syscall = nr >= 0 && (is_restart((long long)r0.rax) || (long long)r0.rax == -EINTR);
 	int detached = 0;
 	if (in_syscall) {
-		if ((rc = hs_attach__call(&t, tg.gil_check, NULL, 0, &ret, 5)) < 0)
+		if ((rc = call(&t, tg.gil_check, NULL, 0, 5, &ret, &running)) < 0)
 			goto unmap;
 		detached = (int)ret == 0;
 	}
 	if (in_syscall && detached &&
 	    (blocking_syscall((long)nr) || (nr == SYS_futex && !gil_futex(&tg, r0.rdi)))) {
 		mode = HS_ATTACH_MODE_BLOCKED;
-		rc = run_hook(&t, &tg, pages, sh);
+		rc = run_hook(&t, &tg, pages, sh, &running, &dump_entered);
 		goto unmap;
 	}
 
-	/* pending-call mode */
+	/* pending-call mode: a lock wait with the GIL released returns EINTR
+	 * (see the top), so that the lock's acquire runs pending calls */
 	mode = HS_ATTACH_MODE_PENDING_CALL;
-	uint64_t aargs[2] = { pages, 0 };
-	if ((rc = hs_attach__call(&t, tg.add_pending, aargs, 2, &ret, 5)) < 0)
-		goto unmap;
+	if (in_syscall && detached && nr == SYS_futex) {
+		hs_attach__home_after_interrupt(&r0, 1, &home);
+		if ((rc = hs_attach__set_home(&t, &home)) < 0)
+			goto unmap;
+	}
+	{
+		hs_call c;
+		memset(&c, 0, sizeof(c));
+		c.fn = tg.add_pending;
+		c.args[0] = pages;
+		c.nargs = 2;
+		c.timeout = 5;
+		c.result_syscall = -1;
+		c.abandon = 1; /* stuck on CPython's pending-call lock: nothing done yet */
+		if ((rc = hs_attach__call(&t, &c, &ret, &running)) < 0)
+			goto unmap;
+	}
 	if ((int)ret != 0) {
 		rc = hs_error_set(HS_EIO, "process %d refused the request (its pending-call queue is "
 		                  "full); try again", pid);
 		goto unmap;
 	}
-	struct user_regs_struct resume = r0;
-	if (in_syscall && detached && nr == SYS_futex &&
-	    ((long long)r0.rax == -ERESTARTSYS_ || (long long)r0.rax == -ERESTART_RESTARTBLOCK_))
-		resume.rax = (unsigned long long)-EINTR; /* as a signal would: see the top */
-	memcpy(t.xstate, x0, x0_len);
-	t.xstate_len = x0_len;
-	if ((rc = hs_attach__restore(&t, &resume)) < 0)
-		goto detach_cancel;
-	restore_r0 = 0; /* from here the thread runs its own code again */
+	queued = 1; /* from here the pages stay mapped unless the stub has run */
+	hs_attach__checkpoint("queued");
 	double deadline = t0 + timeout;
-	int req = PTRACE_SYSCALL, sig = 0;
+	int kicked = 0;
 	for (;;) {
-		if ((rc = hs_attach__resume(&t, req, sig)) < 0)
-			goto detach_cancel;
-		sig = 0;
-		int ws;
+		if ((rc = hs_attach__resume(&t, PTRACE_SYSCALL, 0)) < 0)
+			goto cancel;
+		int ws, sig = 0;
+	wait_again:
 		rc = hs_attach__wait(&t, &ws, deadline);
 		if (rc < 0)
 			goto out;
 		if (rc == 1)
-			goto detach_cancel;
+			goto cancel;
 		if ((ws >> 16) == PTRACE_EVENT_STOP)
 			continue;
 		if (WSTOPSIG(ws) != (SIGTRAP | 0x80)) {
 			sig = WSTOPSIG(ws); /* the target's own signal: deliver it */
-			continue;
+			if ((rc = hs_attach__resume(&t, PTRACE_SYSCALL, sig)) < 0)
+				goto cancel;
+			goto wait_again;
 		}
-		struct user_regs_struct cur;
-		if (ptrace(PTRACE_GETREGS, pid, NULL, &cur) != 0) {
-			rc = hs_error_set(HS_EIO, "cannot read the registers of process %d: %s", pid,
-			                  strerror(errno));
-			goto detach_cancel;
+		uint64_t snr = (uint64_t)-1;
+		int64_t rval = 0;
+		int kind = hs_attach__syscall_stop(&t, &snr, &rval);
+		if ((rc = hs_attach__getregs(&t)) < 0)
+			goto cancel;
+		if (kind == 0) {
+			kind = (long long)t.regs.rax == -ENOSYS ? 1 : 2;
+			snr = t.regs.orig_rax;
+			rval = (int64_t)t.regs.rax;
 		}
-		if (cur.orig_rax == SYS_getpid && cur.rdi == STUB_MAGIC && cur.rip == pages + STUB_SYSCALL_END)
+		if (kind == 1 && snr == SYS_getpid && t.regs.rdi == STUB_MAGIC &&
+		    t.regs.rip == pages + STUB_SYSCALL_END)
 			break;
-		/* entering a futex wait (rax is -ENOSYS at an entry stop) */
-		if (cur.orig_rax == SYS_futex && (long long)cur.rax == -ENOSYS &&
-		    futex_wait_cmd(cur.rsi) && (rc = interrupt_futex_wait(&t, &cur)) < 0) {
-			if (t.dead)
-				goto out;
-			goto detach_cancel;
+		if (kind == 1 && snr == SYS_futex && futex_wait_cmd(t.regs.rsi)) {
+			/* let it enter the wait, then interrupt it (see the top) */
+			if ((rc = hs_attach__resume(&t, PTRACE_SYSCALL, 0)) < 0)
+				goto cancel;
+			if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) != 0) {
+				rc = hs_error_set(HS_EIO, "cannot stop process %d: %s", pid, strerror(errno));
+				goto cancel;
+			}
+			kicked = 1;
+			hs_attach__checkpoint("kicked");
+			goto wait_again;
+		}
+		if (kind == 2 && kicked) {
+			kicked = 0;
+			if (is_restart(rval)) {
+				struct user_regs_struct eintr = t.regs;
+				eintr.rax = (unsigned long long)-EINTR;
+				if (ptrace(PTRACE_SETREGS, pid, NULL, &eintr) != 0) {
+					rc = hs_error_set(HS_EIO, "cannot set the registers of process %d: %s",
+					                  pid, strerror(errno));
+					goto cancel;
+				}
+			}
 		}
 	}
-	/* At the safe point: the main thread, GIL held, between bytecodes. */
-	if ((rc = hs_attach__save(&t)) < 0)
-		goto detach_cancel;
-	at_stub = t.regs;
-	rc = run_hook(&t, &tg, pages, sh);
-	if (t.dead)
-		goto out;
-	uint64_t ra = 0;
-	if (hs_attach__peek(pid, at_stub.rsp, &ra, 8) < 0) {
-		/* cannot send it back from the stub: let the stub finish by itself
-		 * (its pages stay mapped) */
-		hs_attach__restore(&t, &at_stub);
-		goto detach;
+	/* At the safe point: the main thread, GIL held, between bytecodes, at
+	 * the entry of the stub's getpid(). Home: back from the stub with 0. */
+	hs_attach__checkpoint("stub");
+	{
+		struct user_regs_struct back = t.regs;
+		uint64_t ra = 0;
+		if ((rc = hs_attach__peek(pid, t.regs.rsp, &ra, 8)) < 0)
+			goto cancel; /* the stub returns by itself */
+		back.rip = ra;
+		back.rsp += 8;
+		back.rax = 0;
+		if ((rc = hs_attach__set_home(&t, &back)) < 0)
+			goto cancel;
 	}
-	int rc2 = unmap_pages(&t, &tg, pages);
-	/* back from the stub with 0, as if it had returned */
-	struct user_regs_struct back = at_stub;
-	back.rip = ra;
-	back.rsp += 8;
-	back.rax = 0;
-	back.orig_rax = (unsigned long long)-1;
-	int rc3 = hs_attach__restore(&t, &back);
-	if (rc == 0)
-		rc = rc2 < 0 ? rc2 : rc3;
-	goto detach;
+	queued = 0;
+	rc = run_hook(&t, &tg, pages, sh, &running, &dump_entered);
+	goto unmap;
 
-detach_cancel:
+cancel:
 	if (!t.dead && t.attached) {
 		int one = 1;
 		hs_attach__poke(pid, pages + SHARED_OFF + offsetof(hs_attach_shared, cancel), &one, 4);
-		/* stop it wherever it is and let go: the stub now returns at once */
-		int ws, dsig = 0;
-		if (t.stopped_since <= 0) {
-			ptrace(PTRACE_INTERRUPT, pid, NULL, NULL);
-			while (hs_attach__wait(&t, &ws, 0) == 0) {
-				if ((ws >> 16) == PTRACE_EVENT_STOP || WSTOPSIG(ws) == (SIGTRAP | 0x80))
-					break;
-				dsig = WSTOPSIG(ws);
-				break;
-			}
-		}
-		if (!t.dead) {
-			ptrace(PTRACE_DETACH, pid, NULL, (void *)(intptr_t)dsig);
-			t.attached = 0;
-		}
 	}
-	if (rc == 1 || rc >= 0)
+	if (rc >= 0 && !hs_attach_interrupted())
 		rc = hs_error_set(HS_EIO, "process %d did not reach a safe point within %.3g s (its main "
 		                  "thread runs outside Python bytecode: a long C call, or a system call "
 		                  "with the GIL held); nothing was written, and it runs on unchanged (a "
 		                  "cancelled 16 KiB stub stays mapped)", pid, timeout);
-	goto out;
+	goto let_go;
 
 unmap:
-	if (pages && !t.dead) {
-		int e = unmap_pages(&t, &tg, pages);
+	/* the thread is home (or a call runs on and will return there) */
+	if (pages && !t.dead && !running && !queued && !hs_attach_interrupted()) {
+		int e = unmap_pages(&t, &tg, pages, &running);
 		if (rc == 0 && e < 0)
 			rc = e;
 	}
-restore:
-	if (restore_r0 && !t.dead) {
-		memcpy(t.xstate, x0, x0_len);
-		t.xstate_len = x0_len;
-		/* a restart block may have been replaced by our calls' own: EINTR */
-		struct user_regs_struct orig = r0;
-		if (t.nsigs && (long long)r0.rax == -ERESTART_RESTARTBLOCK_)
-			orig.rax = (unsigned long long)-EINTR;
-		int e = hs_attach__restore(&t, &orig);
-		if (rc == 0 && e < 0)
-			rc = e;
-	}
-detach:
-	if (!t.dead) {
-		int e = hs_attach__detach(&t);
-		if (rc == 0 && e < 0)
-			rc = e;
+let_go:
+	/* from any stop, or running: a signal-delivery stop hands its signal on */
+	hs_attach__checkpoint("detach");
+	if (!t.dead && t.attached)
+		hs_attach__let_go(&t);
+	if (hs_attach_interrupted() && !t.dead && !opts->fork) {
+		if (rc == 0 && sh->state == HS_ATTACH_STATE_DONE) {
+			rc = hs_error_set(HS_EUSER, "interrupted by signal %d after '%s' was written "
+			                  "(complete); let go of process %d, which runs on where it was",
+			                  hs_attach_interrupted(), path, pid);
+		} else {
+			hs_attach__remove_partial(path);
+			rc = hs_error_set(HS_EUSER, "interrupted by signal %d: let go of process %d, which "
+			                  "runs on where it was%s; no snapshot was written",
+			                  hs_attach_interrupted(), pid, running ? " (the call in progress "
+			                  "returns by itself)" : "");
+		}
 	}
 out:
 	if (t.dead) {
@@ -723,8 +798,17 @@ out:
 	memset(&fs, 0, sizeof(fs));
 	fs.private_dirty = -1;
 	if (rc == 0 && opts->fork && sh)
+		hs_attach__checkpoint("fork-wait");
+	if (rc == 0 && opts->fork && sh)
 		rc = hs_attach__wait_fork_child(&fs, pid, sh->child_pid, path,
 		                     opts->fork_timeout > 0 ? opts->fork_timeout : 300);
+	if (hs_attach_interrupted() && opts->fork && !t.dead && !(rc == 0 && fs.objects)) {
+		stop_fork_child(pid, running && dump_entered ? pages : 0,
+		                sh && sh->state == HS_ATTACH_STATE_DONE ? sh->child_pid : 0, path);
+		rc = hs_error_set(HS_EUSER, "interrupted by signal %d: let go of process %d, which runs "
+		                  "on where it was, and stopped its forked child; no snapshot was "
+		                  "written", hs_attach_interrupted(), pid);
+	}
 	if (out) {
 		out->python_major = 3;
 		out->python_minor = tg.minor;
@@ -749,7 +833,7 @@ out:
 		snprintf(out->hook, sizeof(out->hook), "%s", tg.hook);
 	}
 	hs_free(sh);
-	hs_free(x0);
+	hs_free(buf);
 	hs_attach__release(&t);
 	return rc;
 }

@@ -127,13 +127,15 @@ int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const cha
 			if (++gone_polls > 2)
 				break;
 		}
-		if (hs_attach__now() > deadline)
+		if (hs_attach__now() > deadline || hs_attach_interrupted())
 			break;
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 	if (found < 0)
 		return found;
+	if (!found && hs_attach_interrupted())
+		return hs_error_set(HS_EUSER, "interrupted by signal %d", hs_attach_interrupted());
 	if (!found) {
 		/* the child is gone: what it left is removed, whoever owns it */
 		hs_file_remove_temps(path, child);

@@ -116,6 +116,7 @@ int hs_attach__status(hs_proc_status *out, pid_t pid)
 		                    (int)pid, errno == ENOENT ? "nothing to attach to" : strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long a, b;
+		unsigned long long blk;
 		int t;
 		if (!strncmp(line, "Name:\t", 6)) {
 			size_t k = strcspn(line + 6, "\n");
@@ -130,6 +131,8 @@ int hs_attach__status(hs_proc_status *out, pid_t pid)
 			out->tracer = t;
 		} else if (!strncmp(line, "State:\t", 7)) {
 			out->state = line[7];
+		} else if (sscanf(line, "SigBlk: %llx", &blk) == 1) {
+			out->sigblk = (uint64_t)blk;
 		}
 	}
 	fclose(f);
@@ -152,21 +155,8 @@ int hs_attach__poke(pid_t pid, uint64_t addr, const void *buf, size_t len)
 	ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
 	if (n == (ssize_t)len)
 		return 0;
-	/* read-only page or no process_vm_writev: word by word, read-modify-write */
-	const unsigned char *p = buf;
-	for (size_t i = 0; i < len;) {
-		uint64_t a = addr + i;
-		size_t k = len - i < 8 ? len - i : 8;
-		errno = 0;
-		long w = ptrace(PTRACE_PEEKDATA, pid, (void *)(uintptr_t)a, NULL);
-		if (errno)
-			return hs_error_set(HS_EIO, "cannot write at 0x%llx in process %d: %s",
-			                    (unsigned long long)a, (int)pid, strerror(errno));
-		memcpy(&w, p + i, k);
-		if (ptrace(PTRACE_POKEDATA, pid, (void *)(uintptr_t)a, (void *)w) != 0)
-			return hs_error_set(HS_EIO, "cannot write at 0x%llx in process %d: %s",
-			                    (unsigned long long)a, (int)pid, strerror(errno));
-		i += k;
-	}
-	return 0;
+	/* no PTRACE_POKEDATA fallback: it writes through page protections, and
+	 * heapsnap must never be able to modify the target's code */
+	return hs_error_set(HS_EIO, "cannot write %zu bytes at 0x%llx in process %d: %s", len,
+	                    (unsigned long long)addr, (int)pid, n < 0 ? strerror(errno) : "short write");
 }
