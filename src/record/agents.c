@@ -17,15 +17,24 @@
  * A `record -- CMD` puts the package's _bootstrap directory on PYTHONPATH
  * and sets HEAPSNAP_AGENT=1 and HEAPSNAP_AGENT_DIR (a private directory):
  * every Python process of the tree starts its agent at start-up.
+ *
+ * That directory, /tmp/heapsnap-rec-<pid>-XXXXXX with an "owner" file
+ * ("<pid> <start time in clock ticks>"), is removed on every exit the
+ * recorder sees (recorder.c turns the stop signals into a clean end); a
+ * SIGKILL leaves it, so each recorder first removes the directories of
+ * recorders of this user that are gone (see clean_stale).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
@@ -172,6 +181,162 @@ void hs_agents_attach(hs_agents *a, hs_rec_writer *w, int64_t t0_ns)
 		note(a, -1, 1, "%s", a->env_why);
 }
 
+#define REC_DIR_PARENT "/tmp"
+#define REC_DIR_PREFIX "heapsnap-rec-"
+#define LEGACY_STALE_SECONDS 3600 /* old-style names carry no owner pid */
+
+/* Whether a socket in the directory `dfd` has a listener (a process of a
+ * killed recorder's command may still run its agent there). */
+static int socket_alive(int dfd, const char *name)
+{
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd, name);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		return 1; /* cannot tell: keep */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return 1;
+	int alive = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN ||
+	            errno == EINPROGRESS;
+	close(fd);
+	return alive;
+}
+
+/* Whether the recorder that made the directory `dfd` (named after `pid`)
+ * still runs: its pid alive with the start time in its "owner" file. */
+static int owner_alive(int dfd, int pid)
+{
+	hs_proc_stat st;
+	if (hs_procfs_stat_pid(pid, &st) != 0)
+		return 0;
+	int fd = openat(dfd, "owner", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 1; /* being made right now, or not ours to judge */
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	int opid;
+	unsigned long long start;
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%d %llu", &opid, &start) != 2 || opid != pid)
+		return 1;
+	return st.starttime == start; /* else the pid was reused */
+}
+
+/*
+ * Remove the socket directories of this user's recorders that are gone
+ * (killed with SIGKILL: nothing ran at their end). Only directories named
+ * heapsnap-rec-*, owned by our effective uid, found and entered without
+ * following a symbolic link (fstatat/openat with O_NOFOLLOW, then the
+ * descriptor checked to be that same directory); another user's entries
+ * are never touched. Kept: a directory whose recorder runs, or in which an
+ * agent still listens (the killed recorder's command runs on).
+ */
+static void clean_stale(void)
+{
+	int top = open(REC_DIR_PARENT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (top < 0)
+		return;
+	int lfd = dup(top);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (!d) {
+		if (lfd >= 0)
+			close(lfd);
+		close(top);
+		return;
+	}
+	uid_t me = geteuid();
+	time_t now = time(NULL);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		if (strncmp(name, REC_DIR_PREFIX, strlen(REC_DIR_PREFIX)) != 0)
+			continue;
+		struct stat st, dst;
+		if (fstatat(top, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+		    st.st_uid != me)
+			continue;
+		/* heapsnap-rec-<pid>-XXXXXX, or the old heapsnap-rec-XXXXXX */
+		const char *p = name + strlen(REC_DIR_PREFIX);
+		char *end;
+		long pid = strtol(p, &end, 10);
+		int legacy = !(end != p && *end == '-' && pid > 0 && pid <= INT_MAX && strlen(end + 1) == 6);
+		if (legacy && now - st.st_mtime < LEGACY_STALE_SECONDS)
+			continue;
+		int dfd = openat(top, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			continue;
+		if (fstat(dfd, &dst) != 0 || dst.st_dev != st.st_dev || dst.st_ino != st.st_ino ||
+		    dst.st_uid != me || (!legacy && owner_alive(dfd, (int)pid))) {
+			close(dfd);
+			continue;
+		}
+		int sfd = dup(dfd);
+		DIR *sd = sfd >= 0 ? fdopendir(sfd) : NULL;
+		if (!sd) {
+			if (sfd >= 0)
+				close(sfd);
+			close(dfd);
+			continue;
+		}
+		/* first pass: anybody still listening? then leave it all */
+		int keep = 0;
+		struct dirent *f;
+		while (!keep && (f = readdir(sd)) != NULL) {
+			struct stat fs;
+			if (fstatat(dfd, f->d_name, &fs, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(fs.st_mode))
+				keep = socket_alive(dfd, f->d_name);
+		}
+		if (!keep) {
+			rewinddir(sd);
+			while ((f = readdir(sd)) != NULL) {
+				struct stat fs;
+				if (fstatat(dfd, f->d_name, &fs, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(fs.st_mode) &&
+				    fs.st_uid == me)
+					unlinkat(dfd, f->d_name, 0);
+			}
+			unlinkat(top, name, AT_REMOVEDIR); /* fails, harmlessly, if not empty */
+		}
+		closedir(sd);
+		close(dfd);
+	}
+	closedir(d);
+	close(top);
+}
+
+/* The private directory for the agents' sockets, with its owner file. */
+static int make_dir(hs_agents *a)
+{
+	clean_stale();
+	snprintf(a->dir, sizeof(a->dir), REC_DIR_PARENT "/" REC_DIR_PREFIX "%d-XXXXXX", (int)getpid());
+	if (!mkdtemp(a->dir)) {
+		int e = errno;
+		a->dir[0] = '\0';
+		return hs_error_set(HS_EIO, "cannot create a directory for the agents' sockets in "
+		                    REC_DIR_PARENT ": %s; record without Python figures with --no-agent",
+		                    strerror(e));
+	}
+	hs_proc_stat st;
+	unsigned long long start = hs_procfs_stat_pid((int)getpid(), &st) == 0 ? st.starttime : 0;
+	int fd = open(a->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ofd = fd >= 0 ? openat(fd, "owner", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	                          0600) : -1;
+	if (ofd >= 0) {
+		char line[64];
+		int n = snprintf(line, sizeof(line), "%d %llu\n", (int)getpid(), start);
+		if (write(ofd, line, (size_t)n) != n)
+			unlinkat(fd, "owner", 0); /* no owner file: judged by its pid alone */
+		close(ofd);
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 static int is_dir(const char *p)
 {
 	struct stat st;
@@ -198,12 +363,9 @@ int hs_agents_environment(hs_agents *a)
 	char *slash = strrchr(parent, '/');
 	if (slash)
 		*slash = '\0';
-	snprintf(a->dir, sizeof(a->dir), "/tmp/heapsnap-rec-XXXXXX");
-	if (!mkdtemp(a->dir)) {
-		a->dir[0] = '\0';
-		return hs_error_set(HS_EIO, "cannot create a directory for the agents' sockets: %s",
-		                    strerror(errno));
-	}
+	int mrc = make_dir(a);
+	if (mrc < 0)
+		return mrc;
 	const char *old = getenv("PYTHONPATH");
 	size_t n = strlen(boot) + strlen(parent) + (old ? strlen(old) : 0) + 3;
 	char *v = hs_malloc(n);
@@ -849,7 +1011,8 @@ void hs_agents_free(hs_agents *a)
 		DIR *d = opendir(a->dir);
 		struct dirent *e;
 		while (d && (e = readdir(d))) {
-			if (!strncmp(e->d_name, "agent-", 6) || !strncmp(e->d_name, "track-", 6)) {
+			if (!strncmp(e->d_name, "agent-", 6) || !strncmp(e->d_name, "track-", 6) ||
+			    !strcmp(e->d_name, "owner")) {
 				char p[PATH_MAX + 300];
 				snprintf(p, sizeof(p), "%s/%s", a->dir, e->d_name);
 				unlink(p);

@@ -750,7 +750,12 @@ int hs_record_run(const hs_record_options *o, hs_record_result *res)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, &old_mask);
+	/* SIGPIPE (our stderr into a closed pipe) is held, not read: it acts as
+	 * usual once the mask is restored at the end, after the agents' socket
+	 * directory is removed and the recording closed */
+	sigset_t block = mask;
+	sigaddset(&block, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &block, &old_mask);
 	masked = 1;
 	r->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (r->sigfd < 0) {

@@ -30,6 +30,13 @@ endforeach()
 if(NOT HEAPSNAP_BUILD_PYTHON OR NOT HS_PY_TEST_INTERPRETERS)
   return()
 endif()
+# the recorder's socket directories: removed at every end it sees, and
+# after a SIGKILL by the next recorder (tests/record/stale_dirs.py)
+add_test(NAME python.record.stale_dirs
+  COMMAND ${HS_REC_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/stale_dirs.py
+    --cli $<TARGET_FILE:heapsnap_cli> --python ${HS_REC_PYTHON3})
+set_tests_properties(python.record.stale_dirs PROPERTIES LABELS python TIMEOUT 600
+  ENVIRONMENT "${_hs_rec_env}")
 foreach(_py ${HS_PY_TEST_INTERPRETERS})
   execute_process(COMMAND ${_py} -c "import sys; print('%d.%d.%d' % sys.version_info[:3])"
     OUTPUT_VARIABLE _v OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc ERROR_QUIET)
