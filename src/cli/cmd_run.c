@@ -60,12 +60,19 @@ static const struct { const char *name; int sig; } signals[] = {
 	{ "CONT", SIGCONT }, { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },
 };
 
+/* A name of the table or its number: never a crash signal (SEGV, BUS,
+ * FPE, ILL, ABRT...), whose Python-level handler would make a real crash
+ * spin instead of dumping core, nor KILL or STOP. */
 static int valid_signal(const char *s)
 {
 	char *end;
 	long n = strtol(s, &end, 10);
-	if (s[0] && !*end)
-		return n > 0 && n < 65;
+	if (s[0] && !*end) {
+		for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+			if (n == signals[i].sig)
+				return 1;
+		return 0;
+	}
 	if (!strncasecmp(s, "SIG", 3))
 		s += 3;
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
@@ -185,8 +192,8 @@ int cmd_run(int argc, const char **argv)
 		}
 	}
 	if (args.signal && !valid_signal(args.signal)) {
-		rc = hs_cli_usage_error(self, "--signal expects a signal name or number (e.g. USR1), "
-		                        "not '%s'", args.signal);
+		rc = hs_cli_usage_error(self, "--signal expects one of HUP INT QUIT USR1 USR2 TERM ALRM "
+		                        "WINCH CONT TSTP TTIN TTOU (name or number), not '%s'", args.signal);
 		goto done;
 	}
 	const char *python = args.python ? args.python : default_python();

@@ -179,6 +179,12 @@ def test_help(args, work):
     T.equal(p.returncode, 129, "heapsnap run without a script is a usage error (129)")
     p = T.run([args.cli, "run", "--every", "zero", "--", TARGET])
     T.equal(p.returncode, 129, "heapsnap run --every zero is a usage error (129)")
+    for sig in ("SEGV", "SIGBUS", "11", "6", "KILL"):
+        # a crash signal caught by a snapshot handler would make a real crash spin
+        p = T.run([args.cli, "run", "--signal", sig, "--", TARGET])
+        T.equal(p.returncode, 129, "heapsnap run --signal %s is refused (129)" % sig)
+        T.check("--signal expects one of" in p.stderr, "heapsnap run --signal %s says what is allowed" % sig,
+                p.stderr)
     p = T.run([args.cli, "run", "--python", "/no/such/python", "--", TARGET])
     T.equal(p.returncode, 2, "heapsnap run with a missing interpreter exits 2")
     T.check("/no/such/python" in p.stderr and len([l for l in p.stderr.splitlines() if l.strip()]) == 1,

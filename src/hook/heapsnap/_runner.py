@@ -51,15 +51,24 @@ def _snapshot(out, collect, stop=None):
         return path
 
 
+# what `heapsnap run --signal` accepts (cli/cmd_run.c): never a crash signal,
+# whose handler would turn a real crash into a spin
+_RUN_SIGNALS = ("HUP", "INT", "QUIT", "USR1", "USR2", "TERM", "ALRM", "WINCH", "CONT", "TSTP",
+                "TTIN", "TTOU")
+
+
 def _parse_signal(text):
     t = text.strip().upper()
+    allowed = {int(getattr(signal, "SIG" + n)): n for n in _RUN_SIGNALS}
     if t.isdigit():
-        return int(t)
-    if not t.startswith("SIG"):
-        t = "SIG" + t
-    num = getattr(signal, t, None)
-    if not isinstance(num, int):
-        raise argparse.ArgumentTypeError("unknown signal '%s'" % text)
+        num = int(t)
+    else:
+        if t.startswith("SIG"):
+            t = t[3:]
+        num = int(getattr(signal, "SIG" + t)) if t in _RUN_SIGNALS else None
+    if num not in allowed:
+        raise argparse.ArgumentTypeError("signal '%s' is not allowed: one of %s (name or number)"
+                                         % (text, " ".join(_RUN_SIGNALS)))
     return num
 
 
@@ -85,8 +94,8 @@ def _parse_args(argv):
     a = p.parse_args(opts)
     if not rest:
         p.error("no script given (usage: ... -- script.py args...)")
-    if a.every is not None and a.every <= 0:
-        p.error("--every needs a positive number of seconds")
+    if a.every is not None and not 0 < a.every <= 1e9:  # NaN and infinities too
+        p.error("--every needs a positive number of seconds (at most 1e9)")
     return a, rest
 
 
