@@ -48,6 +48,7 @@ typedef struct hs_lines_sampling {
 typedef struct hs_lines_totals {
 	int64_t allocated_bytes, allocations, live_bytes, peak_bytes; /* sums of the self figures */
 	int64_t peak_total_bytes; /* sum over processes of each one's high-water mark */
+	size_t peak_at_end;       /* processes whose high-water mark is their end (see lines.c) */
 	size_t processes;         /* tracked processes taken */
 	size_t rows;              /* lines before --top */
 	size_t stacks;

@@ -212,12 +212,30 @@ int hs_lines_build(hs_lines **out, const hs_recording *r, const hs_lines_options
 		if (first)
 			l->sampling.peak_basis = st->peak_basis;
 		first = 0;
-		if (t->peak_bytes > 0)
+		/*
+		 * The peak can never be below what is live at the end. The
+		 * tracker's sampled peak is the heap's footprint, a net figure
+		 * since tracking started: with --pid, blocks allocated earlier and
+		 * freed meanwhile lower it, while the live figures count only the
+		 * blocks allocated since (and are estimates). When the end holds
+		 * more than the recorded peak, the end is the highest moment
+		 * known: its figures are the peak figures.
+		 */
+		int64_t live_end = 0;
+		for (size_t si = 0; si < t->nstacks; si++)
+			live_end += t->figs[si].live_b;
+		int peak_at_end = live_end > t->peak_bytes;
+		if (peak_at_end) {
+			l->totals.peak_total_bytes += live_end;
+			l->totals.peak_at_end++;
+		} else if (t->peak_bytes > 0) {
 			l->totals.peak_total_bytes += t->peak_bytes;
+		}
 		int all = (st->flags & HS_REC_TRACK_ALL_FRAMES) != 0;
 		for (size_t si = 0; si < t->nstacks && rc == 0; si++) {
 			const hs_rec_site_stack *s = &t->stacks[si];
-			const hs_rec_site_fig *f = &t->figs[si], *pk = &t->peak_figs[si];
+			const hs_rec_site_fig *f = &t->figs[si];
+			const hs_rec_site_fig *pk = peak_at_end ? f : &t->peak_figs[si];
 			if (!f->alloc_n && !f->alloc_b && !f->live_b && !pk->live_b)
 				continue;
 			l->totals.stacks++;

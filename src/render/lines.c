@@ -39,10 +39,14 @@ int hs_render_lines_text(FILE *f, const hs_lines *l, hs_lines_by by)
 		        sm->from_now ? ", growth since tracking started (--pid)" : "");
 	size_cell(a, sizeof(a), l->totals.allocated_bytes, est);
 	size_cell(b, sizeof(b), l->totals.live_bytes, est);
-	hs_render_size(c, sizeof(c), (uint64_t)(l->totals.peak_total_bytes > 0 ? l->totals.peak_total_bytes : 0));
-	fprintf(f, "%zu process%s: allocated %s in %lld allocations, live at the end %s, peak %s%s\n",
+	/* a peak taken from the end's figures is an estimate when they are */
+	size_cell(c, sizeof(c), l->totals.peak_total_bytes > 0 ? l->totals.peak_total_bytes : 0,
+	          est && l->totals.peak_at_end);
+	fprintf(f, "%zu process%s: allocated %s in %lld allocations, live at the end %s, peak %s%s%s\n",
 	        l->totals.processes, l->totals.processes == 1 ? "" : "es", a,
 	        (long long)l->totals.allocations, b, c,
+	        l->totals.peak_at_end == l->totals.processes ? " (at the end)"
+	        : l->totals.peak_at_end ? " (at the end in some processes)" : "",
 	        sm->all_frames ? "" : "; library frames folded into the calling line");
 	fprintf(f, "%zu line%s by %s bytes%s\n\n", l->totals.rows, l->totals.rows == 1 ? "" : "s",
 	        hs_lines_by_name(by), l->count < l->totals.rows ? " (top shown)" : "");

@@ -225,3 +225,61 @@ Test(lines, recording_without_sites)
 	fclose(f);
 	hs_recording_free(r);
 }
+
+/*
+ * record --pid --lines, sampled: the tracker's peak is the heap's net
+ * footprint since tracking started, which blocks freed from before the
+ * start lower, while the live figures count the blocks allocated since. A
+ * program replacing its data showed "live at the end ~11.5 MiB, peak 16.2
+ * KiB": the end is then the highest moment known, and its figures are the
+ * peak's.
+ */
+Test(lines, peak_never_below_live)
+{
+	const char *path = hs_test_tmppath("peak_live.hsrec");
+	hs_rec_writer *w;
+	hs_rec_writer_options o = HS_REC_WRITER_OPTIONS_INIT;
+	o.wall_start = 1700000000.0;
+	cr_assert_eq(hs_rec_writer_open(&w, path, "{\"format\":\"heapsnap-recording\"}", &o), 0, "%s",
+	             hs_error_last());
+	const char *argv[] = { "python3", "svc.py" };
+	size_t p;
+	hs_rec_proc_start ps = { 20, 1, -1, 0, HS_REC_PROC_ROOT | HS_REC_PROC_PYTHON, "/usr/bin/python3", 2, argv };
+	cr_assert_eq(hs_rec_writer_process(w, &p, &ps), 0);
+	hs_rec_track_settings s = { HS_REC_TRACK_FROM_NOW, 524288, 0, "footprint" };
+	cr_assert_eq(hs_rec_writer_track(w, p, 1000, &s), 0);
+	hs_rec_site_loc locs[] = { { 0, "/srv/svc.py", "refresh", 12, 10, 0 },
+	                           { 1, "/srv/svc.py", "serve", 30, 28, 0 } };
+	uint32_t f0[] = { 0 }, f1[] = { 1 };
+	hs_rec_site_stack st[] = { { 0, 1, HS_REC_STACK_PYTHON, 20, "MainThread", 0, 1, f0 },
+	                           { 1, 1, HS_REC_STACK_PYTHON, 20, "MainThread", 0, 1, f1 } };
+	cr_assert_eq(hs_rec_writer_sites(w, p, locs, 2, st, 2), 0);
+	/* the peak noted early, at 16.2 KiB of net growth */
+	hs_rec_site_fig pk[] = { { 0, 0, 0, 1, 16600 } };
+	cr_assert_eq(hs_rec_writer_peak(w, p, 200000, 16600, pk, 1), 0);
+	hs_rec_site_fig d[] = { { 0, 23, 11534336, 22, 11010048 }, { 1, 2, 1048576, 1, 524288 } };
+	cr_assert_eq(hs_rec_writer_site_delta(w, p, 900000, d, 2), 0);
+	cr_assert_eq(hs_rec_writer_close(w, 1000000, HS_REC_STOP_SIGNAL, -1, NULL, NULL), 0);
+	hs_rec_writer_free(w);
+
+	hs_recording *r = open_rec(path);
+	hs_lines *l;
+	hs_lines_options lo = HS_LINES_OPTIONS_INIT;
+	lo.source = 0;
+	cr_assert_eq(hs_lines_build(&l, r, &lo), 0, "%s", hs_error_last());
+	cr_assert_eq(l->totals.live_bytes, 11010048 + 524288);
+	cr_assert_geq(l->totals.peak_total_bytes, l->totals.live_bytes);
+	cr_assert_eq(l->totals.peak_total_bytes, 11010048 + 524288);
+	cr_assert_eq(l->totals.peak_at_end, 1);
+	cr_assert_eq(find(l, "refresh", 12)->peak_bytes, 11010048);
+	cr_assert_eq(find(l, "serve", 30)->peak_bytes, 524288);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_eq(hs_render_lines_text(f, l, HS_LINES_BY_LIVE), 0);
+	fclose(f);
+	cr_assert(strstr(text, "live at the end ~11.0 MiB, peak ~11.0 MiB (at the end)") != NULL, "%s", text);
+	free(text);
+	hs_lines_free(l);
+	hs_recording_free(r);
+}
