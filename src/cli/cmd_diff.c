@@ -29,6 +29,32 @@ const hs_cli_option hs_cli_opts_diff[] = {
 
 int hs_cli__group_by(const hs_cli_command *cmd, const char *by, hs_group_by *out);
 
+static int stop_at_totals(const hs_totals *t, uint32_t python_version, void *payload)
+{
+	(void)t;
+	(void)python_version;
+	(void)payload;
+	return HS_EUSER; /* the container is valid up to its index: enough here */
+}
+
+/* 0 when `path` is a valid file of the kind sniffed (an index, or a
+ * snapshot's container), else the error reported (exit 2). */
+static int check_kind(const char *path, int index)
+{
+	if (index) {
+		hs_procset *s = NULL;
+		int rc = hs_procset_open(&s, path);
+		hs_procset_free(s);
+		return rc < 0 ? hs_cli_error() : 0;
+	}
+	hs_read_visitor v = { .version = HS_READ_VISITOR_VERSION, .totals = stop_at_totals };
+	int rc = hs_format_read(path, &v, NULL);
+	if (rc < 0 && rc != HS_EUSER)
+		return hs_cli_error();
+	hs_error_clear();
+	return 0;
+}
+
 /* `diff INDEX_A INDEX_B`: processes matched by pid, per process and summed. */
 static int diff_sets(const char *pa, const char *pb, const hs_diff_options *dopt,
                      const diff_args *args)
@@ -74,10 +100,15 @@ int cmd_diff(int argc, const char **argv)
 	if (npos != 2)
 		return hs_cli_usage_error(self, "expected two snapshots");
 	int ia = hs_procset_sniff(pos[0]), ib = hs_procset_sniff(pos[1]);
-	if (ia != ib)
+	if (ia != ib) {
+		/* the sniff only looks at the name and the first byte: a damaged
+		 * file is bad input (exit 2), not a mix of kinds (usage) */
+		if ((rc = check_kind(pos[0], ia)) != 0 || (rc = check_kind(pos[1], ib)) != 0)
+			return rc;
 		return hs_cli_usage_error(self, "cannot compare a snapshot with an index: '%s' is %s, "
 		                          "'%s' is %s", pos[0], ia ? "an index" : "a snapshot", pos[1],
 		                          ib ? "an index" : "a snapshot");
+	}
 	if (ia)
 		return diff_sets(pos[0], pos[1], &dopt, &args);
 	hs_snapshot *a = NULL, *b = NULL;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "heapsnap/procset.h"
 
 static const hs_cli_option help_option = {
 	HS_OPT_FLAG, "help", 'h', NULL, "show this help", 0,
@@ -70,12 +71,53 @@ int hs_cli_print_json(cJSON *json)
 	return hs_cli_finish_output();
 }
 
+/*
+ * A snapshot command given an index (`dump --children` writes one beside
+ * the per-process snapshots): say so, and name the snapshots it lists,
+ * instead of the snapshot reader's "bad magic". A file that only starts
+ * like one (a '{') but does not parse gets the index reader's message.
+ */
+static int index_given(const char *path)
+{
+	hs_procset *set = NULL;
+	if (hs_procset_open(&set, path) < 0)
+		return hs_cli_error();
+	char names[1024] = "";
+	size_t n = 0, shown = 0;
+	for (size_t i = 0; i < set->count && n < sizeof(names); i++) {
+		const hs_procset_proc *p = &set->procs[i];
+		if (p->status != HS_PROC_OK || !p->path)
+			continue;
+		if (shown == 3) {
+			n += (size_t)snprintf(names + n, sizeof(names) - n, ", ...");
+			break;
+		}
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s'%s'", shown ? ", " : "", p->path);
+		shown++;
+	}
+	int rc = hs_cli_errorf("'%s' is an index of per-process snapshots (heapsnap dump --children), "
+	                       "not a snapshot: give this command the snapshots it names%s%s%s, or use "
+	                       "'heapsnap summary' or 'heapsnap diff', which take indexes", path,
+	                       shown ? " (" : "", names, shown ? ")" : "");
+	hs_procset_free(set);
+	return rc;
+}
+
 int hs_cli_open(hs_snapshot **out, const char *path)
 {
 	hs_snapshot_options o = HS_SNAPSHOT_OPTIONS_INIT;
-	if (hs_snapshot_open(out, path, &o) < 0)
-		return hs_cli_error();
-	return 0;
+	int rc = hs_snapshot_open(out, path, &o);
+	if (rc == 0)
+		return 0;
+	if (rc == HS_EFORMAT) {
+		/* the sniff may clear the last error: keep the reader's */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", hs_error_last());
+		if (hs_procset_sniff(path))
+			return index_given(path);
+		hs_error_set(rc, "%s", why);
+	}
+	return hs_cli_error();
 }
 
 static const hs_cli_option *find_long(const hs_cli_option *opts, const char *name, size_t len)

@@ -110,6 +110,18 @@ def prepare():
         with open(os.path.join(FIX, "bad-" + name + ".hsnap"), "wb") as f:
             f.write(data)
     os.makedirs(os.path.join(FIX, "adir.hsnap"), exist_ok=True)
+    # an index of two per-process snapshots (dump --children writes one),
+    # and a damaged file that starts like one
+    procs = [{"pid": pid, "ppid": 1, "argv": ["python3", "app.py"], "status": "ok", "file": name,
+              "memory": {"rss": 1 << 20, "pss": 1 << 19, "uss": 1 << 18, "swap": 0}}
+             for pid, name in ((100, "small.hsnap"), (101, "grown.hsnap"))]
+    index = {"format": "heapsnap-index", "version": 1, "root_pid": 100, "time": 1700000000.5,
+             "time_iso": "2023-11-14T22:13:20+0000", "boot_id": "boot-1", "fork": False,
+             "processes": procs}
+    with open(os.path.join(FIX, "set.hsidx"), "w") as f:
+        json.dump(index, f, indent=1)
+    with open(os.path.join(FIX, "bad-brace.hsnap"), "w") as f:
+        f.write(json.dumps(index)[:100])
 
 
 def expand(args):
