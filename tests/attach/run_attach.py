@@ -27,6 +27,11 @@ import urllib.request
 FAILED = []
 
 
+
+# Every wait and time-out below is a hang detector, never a time limit: a
+# loaded machine makes each dump slower, which is not a failure.
+HANG = 600
+
 def check(cond, what):
     if not cond:
         FAILED.append(what)
@@ -81,7 +86,7 @@ def inproc(extra):
     return extra if "--fork" in extra or "--no-fork" in extra else extra + ["--no-fork"]
 
 
-def dump(cli, pid, out, *extra, timeout=60):
+def dump(cli, pid, out, *extra, timeout=HANG):
     r = subprocess.run([cli, "dump", str(pid), "-o", out] + inproc(extra), capture_output=True,
                        text=True, timeout=timeout)
     return r.returncode, r.stdout + r.stderr
@@ -164,7 +169,7 @@ def leftovers(d):
                   glob.glob(os.path.join(d, "*.hsfork-status*")))
 
 
-def wait_until(cond, seconds=5.0):
+def wait_until(cond, seconds=HANG):
     end = time.monotonic() + seconds
     while not cond() and time.monotonic() < end:
         time.sleep(0.02)
@@ -203,7 +208,7 @@ def case_server(cli, py, tmp):
     t = Target(py, SERVER)
     port = int(t.info[0])
     def get():
-        with urllib.request.urlopen("http://127.0.0.1:%d/x" % port, timeout=10) as r:
+        with urllib.request.urlopen("http://127.0.0.1:%d/x" % port, timeout=HANG) as r:
             return int(r.read())
     try:
         for _ in range(30):
@@ -212,7 +217,7 @@ def case_server(cli, py, tmp):
         check(get() == 31, "server: serves after the dump")
         # no mode flag: fork mode is the default of `dump PID`
         r = subprocess.run([cli, "dump", str(t.pid), "-o", os.path.join(tmp, "default.hsnap")],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=HANG)
         check(r.returncode == 0 and "fork mode" in r.stdout,
               "server: dump PID forks by default (%s)" % (r.stdout + r.stderr).strip())
         check(count(cli, os.path.join(tmp, "default.hsnap"), "__main__.LeakedRequestRecordXyz") == 31,
@@ -287,7 +292,7 @@ def case_accept(cli, py, tmp):
     t = Target(py, ACCEPT)
     port = int(t.info[0])
     def talk():
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG) as c:
             return c.recv(2)
     try:
         check(talk() == b"hi", "accept: answers before")
@@ -396,7 +401,7 @@ def start_dump(cli, pid, out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for_temp(p, out, seconds=20):
+def wait_for_temp(p, out, seconds=HANG):
     """Wait until the dump `p` has its temporary file: it is writing (the
     hook in the target, or the forked child). True if seen."""
     deadline = time.monotonic() + seconds
@@ -416,7 +421,7 @@ def case_killed(cli, py, tmp):
         p = start_dump(cli, t.pid, out)
         check(wait_for_temp(p, out), "killed: the dump was writing when the target was killed")
         t.p.kill()
-        msg = p.communicate(timeout=30)[0]
+        msg = p.communicate(timeout=HANG)[0]
         check(p.returncode == 2 and "died during the dump" in msg and "no snapshot" in msg,
               "killed: clear error (%d, %s)" % (p.returncode, msg.strip()))
         check(not os.listdir(d), "killed: no file or partial file left (%s)" % os.listdir(d))
@@ -435,7 +440,7 @@ def case_killed(cli, py, tmp):
         check(seen and len(kids) == 1, "killed --fork: one child writing (%s, %s)" % (seen, kids))
         for k in kids:
             os.kill(k, 9)
-        msg = p.communicate(timeout=30)[0]
+        msg = p.communicate(timeout=HANG)[0]
         check(p.returncode == 2 and "ended without writing the snapshot" in msg,
               "killed --fork: clear error (%d, %s)" % (p.returncode, msg.strip()))
         check(wait_until(lambda: not os.listdir(d)), "killed --fork: no file or partial file "
@@ -454,7 +459,7 @@ def case_killed(cli, py, tmp):
         check(wait_for_temp(p, out), "killed --fork: the child was writing when the target "
               "was killed")
         t.p.kill()
-        msg = p.communicate(timeout=60)[0]
+        msg = p.communicate(timeout=HANG)[0]
         if p.returncode == 0:
             check(count(cli, out, "__main__.BulkXyz") == 1500000, "killed --fork: the file "
                   "written after the target died is complete")
@@ -477,8 +482,8 @@ def case_concurrent(cli, py, tmp):
         a = start_dump(cli, t.pid, c1)
         check(wait_for_temp(a, c1), "concurrent: the first dump is writing")
         b = start_dump(cli, t.pid, c2)
-        mb = b.communicate(timeout=60)[0]
-        ma = a.communicate(timeout=60)[0]
+        mb = b.communicate(timeout=HANG)[0]
+        ma = a.communicate(timeout=HANG)[0]
         check(a.returncode == 0, "concurrent: the first succeeds (%s)" % ma.strip())
         if b.returncode == 0:  # serialized
             check(count(cli, c2, "__main__.BulkXyz") == 500000, "concurrent: the second's file "
@@ -501,8 +506,8 @@ def case_concurrent(cli, py, tmp):
         check(wait_for_temp(a, f1), "concurrent --fork: the first child is writing")
         wait_until(lambda: t.status("TracerPid") == "0")  # the injector has let go
         b = start_dump(cli, t.pid, f2, "--fork")
-        mb = b.communicate(timeout=60)[0]
-        ma = a.communicate(timeout=60)[0]
+        mb = b.communicate(timeout=HANG)[0]
+        ma = a.communicate(timeout=HANG)[0]
         check(a.returncode == 0 and b.returncode == 0, "concurrent --fork: both succeed (%s / %s)"
               % (ma.strip(), mb.strip()))
         for f in (f1, f2):
@@ -541,7 +546,7 @@ def case_users(cli, py, tmp):
     t = Target(py, SLEEP)  # root's
     try:
         r = subprocess.run(NOBODY + [cli, "dump", str(t.pid), "-o", "/tmp/u.hsnap", "--no-fork"],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=HANG)
         check(r.returncode == 2 and "another user" in r.stderr,
               "users: another user's process (%s)" % r.stderr.strip())
         check(not os.path.exists("/tmp/u.hsnap"), "users: nothing written")
@@ -580,7 +585,7 @@ def case_unwritable(cli, py, tmp):
     port = int(t.info[0])
 
     def talk():
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG) as c:
             return c.recv(2)
     locked = tempfile.mkdtemp(dir=tmp)  # root's, 0700
     ok = tempfile.mkdtemp(dir=tmp)
@@ -593,7 +598,7 @@ def case_unwritable(cli, py, tmp):
         out = os.path.join(locked, "u.hsnap")
         # heapsnap run by the same user finds out before touching the target
         r = subprocess.run(NOBODY + [cli, "dump", str(t.pid), "-o", out, "--no-fork"], capture_output=True,
-                           text=True, timeout=30)
+                           text=True, timeout=HANG)
         check(r.returncode == 2 and "is not writable" in r.stderr,
               "unwritable: the same user's heapsnap refuses (%d, %s)"
               % (r.returncode, r.stderr.strip()))
@@ -673,7 +678,7 @@ def case_fifty(cli, py, tmp):
     port = int(t.info[0])
 
     def get(path="/x"):
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=HANG) as r:
             return int(r.read())
 
     stop, paused, idle_now = threading.Event(), threading.Event(), threading.Event()

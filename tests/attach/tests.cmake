@@ -17,7 +17,7 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/run_attach.py
       --cli $<TARGET_FILE:heapsnap_cli> --python ${_py})
   # the driver must not hand our package to the targets: no PYTHONPATH
-  set_tests_properties(python.attach.${_v} PROPERTIES LABELS python TIMEOUT 300
+  set_tests_properties(python.attach.${_v} PROPERTIES LABELS python TIMEOUT 1800  # a hang detector
     SKIP_RETURN_CODE 77 ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 endforeach()
 
