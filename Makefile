@@ -35,13 +35,14 @@ test-asan: deps
 	@$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && ctest -j $(JOBS) -L 'unit|corrupt|cli' --output-on-failure
 
-# libFuzzer on the snapshot and recording readers, seeded with fixtures/ (clang).
+# libFuzzer on the snapshot, recording and index readers, seeded with fixtures/ (clang).
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DHEAPSNAP_FUZZ=ON -DHEAPSNAP_BUILD_TESTS=OFF -DHEAPSNAP_BUILD_PYTHON=OFF >/dev/null
-	@$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_reader fuzz_recording
+	@$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_reader fuzz_recording fuzz_index
 	@./scripts/run-fuzz.sh $(FUZZ_BUILD)/fuzz_reader $(FUZZ_SECONDS) snapshot
 	@./scripts/run-fuzz.sh $(FUZZ_BUILD)/fuzz_recording $(FUZZ_SECONDS) recording
+	@./scripts/run-fuzz.sh $(FUZZ_BUILD)/fuzz_index $(FUZZ_SECONDS) index
 
 bench: build
 	@/usr/bin/python3 tests/bench/bench_snapshot.py --build $(BUILD)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run a reader fuzzer for N seconds from a corpus seeded with the shipped
-# files and damaged ones. Usage: run-fuzz.sh FUZZER SECONDS [snapshot|recording]
+# files and damaged ones. Usage: run-fuzz.sh FUZZER SECONDS [snapshot|recording|index]
 set -eu
 fuzzer=$1
 seconds=${2:-60}
@@ -12,7 +12,8 @@ mkdir -p "$corpus" "$out/fuzz-artifacts"
 case $kind in
 snapshot) seeds="$root/fixtures/snapshots/*.hsnap $root/fixtures/corrupt/*" ;;
 recording) seeds="$root/fixtures/recordings/*.hsrec" ;;
-*) echo "run-fuzz.sh: unknown kind '$kind' (snapshot or recording)" >&2; exit 2 ;;
+index) seeds="$root/fixtures/indexes/*.hsidx" ;;
+*) echo "run-fuzz.sh: unknown kind '$kind' (snapshot, recording or index)" >&2; exit 2 ;;
 esac
 for f in $seeds; do
 	[ -f "$f" ] && cp -f "$f" "$corpus/"
