@@ -13,7 +13,7 @@
 add_test(NAME children.index
   COMMAND ${HS_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_index.py
     --cli $<TARGET_FILE:heapsnap_cli> --make-snapshot $<TARGET_FILE:make_snapshot>)
-set_tests_properties(children.index PROPERTIES LABELS cli TIMEOUT 120)
+set_tests_properties(children.index PROPERTIES LABELS cli TIMEOUT 600)
 
 if(NOT HEAPSNAP_BUILD_PYTHON OR NOT HS_PY_TEST_INTERPRETERS OR NOT EXISTS /usr/bin/python3)
   return()
@@ -35,7 +35,7 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
   add_test(NAME python.children.${_v}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/run_children.py
       --cli $<TARGET_FILE:heapsnap_cli> --python ${_py})
-  set_tests_properties(python.children.${_v} PROPERTIES LABELS python TIMEOUT 240
+  set_tests_properties(python.children.${_v} PROPERTIES LABELS python TIMEOUT 1200
     SKIP_RETURN_CODE 77 ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
   add_test(NAME python.children.gunicorn.${_v}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/run_children.py

@@ -14,12 +14,12 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
   endif()
   add_test(NAME python.fork_dump.${_v}
     COMMAND ${_py} ${CMAKE_CURRENT_LIST_DIR}/fork_dump.py $<TARGET_FILE:heapsnap_cli>)
-  set_tests_properties(python.fork_dump.${_v} PROPERTIES LABELS python TIMEOUT 180
+  set_tests_properties(python.fork_dump.${_v} PROPERTIES LABELS python TIMEOUT 900
     ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;PYTHONDONTWRITEBYTECODE=1")
   # the targets import nothing of ours: no PYTHONPATH
   add_test(NAME python.fork_attach.${_v}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/fork_attach.py
       --cli $<TARGET_FILE:heapsnap_cli> --python ${_py})
-  set_tests_properties(python.fork_attach.${_v} PROPERTIES LABELS python TIMEOUT 120
+  set_tests_properties(python.fork_attach.${_v} PROPERTIES LABELS python TIMEOUT 900
     SKIP_RETURN_CODE 77 ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 endforeach()

@@ -13,7 +13,7 @@ set(_hs_lines_env
   WORK=${CMAKE_CURRENT_BINARY_DIR}/lines-work
   PYTHONDONTWRITEBYTECODE=1)
 add_test(NAME lines.cli COMMAND ${HS_LINES_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_lines.py cli)
-set_tests_properties(lines.cli PROPERTIES LABELS cli TIMEOUT 60 ENVIRONMENT "${_hs_lines_env}")
+set_tests_properties(lines.cli PROPERTIES LABELS cli TIMEOUT 600 ENVIRONMENT "${_hs_lines_env}")
 
 if(NOT HEAPSNAP_BUILD_PYTHON OR NOT HS_PY_TEST_INTERPRETERS)
   return()
@@ -29,6 +29,6 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
   endif()
   add_test(NAME python.lines.${_v}
     COMMAND ${HS_LINES_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_lines.py python --python ${_py})
-  set_tests_properties(python.lines.${_v} PROPERTIES LABELS "python;slow" TIMEOUT 300
+  set_tests_properties(python.lines.${_v} PROPERTIES LABELS "python;slow" TIMEOUT 1200
     ENVIRONMENT "${_hs_lines_env}")
 endforeach()

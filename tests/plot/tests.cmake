@@ -17,5 +17,5 @@ if(NOT HS_PLOT_PYTHON3)
   return()
 endif()
 add_test(NAME plot.cli COMMAND ${HS_PLOT_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_plot.py)
-set_tests_properties(plot.cli PROPERTIES LABELS cli TIMEOUT 180
+set_tests_properties(plot.cli PROPERTIES LABELS cli TIMEOUT 600
   ENVIRONMENT "HEAPSNAP=$<TARGET_FILE:heapsnap_cli>;MAKE_PLOT_RECORDING=$<TARGET_FILE:make_plot_recording>;WORK=${CMAKE_CURRENT_BINARY_DIR}/plot-work;TZ=UTC;PYTHONDONTWRITEBYTECODE=1;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/../cli/lsan.supp:print_suppressions=0")

@@ -23,7 +23,7 @@ set(_hs_rec_env
 foreach(_t fixtures cli)
   add_test(NAME record.${_t}
     COMMAND ${HS_REC_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_record.py ${_t})
-  set_tests_properties(record.${_t} PROPERTIES LABELS cli TIMEOUT 120
+  set_tests_properties(record.${_t} PROPERTIES LABELS cli TIMEOUT 600
     ENVIRONMENT "${_hs_rec_env}")
 endforeach()
 
@@ -49,6 +49,6 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
   add_test(NAME python.record.${_v}
     COMMAND ${HS_REC_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_record.py python --python ${_py})
   # the driver must not hand our package to the targets: no PYTHONPATH
-  set_tests_properties(python.record.${_v} PROPERTIES LABELS "python;slow" TIMEOUT 300
+  set_tests_properties(python.record.${_v} PROPERTIES LABELS "python;slow" TIMEOUT 1200
     ENVIRONMENT "${_hs_rec_env}")
 endforeach()

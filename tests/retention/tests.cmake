@@ -30,7 +30,7 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
     add_test(NAME retention.${_case}.${_v}
       COMMAND /usr/bin/python3 ${_rt}/run_retention.py --cli $<TARGET_FILE:heapsnap_cli>
         --python ${_py} --case ${_case})
-    set_tests_properties(retention.${_case}.${_v} PROPERTIES LABELS python TIMEOUT 300
+    set_tests_properties(retention.${_case}.${_v} PROPERTIES LABELS python TIMEOUT 1200
       ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;PYTHONDONTWRITEBYTECODE=1"
       SKIP_RETURN_CODE 77)
   endforeach()

@@ -16,6 +16,6 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
   endif()
   add_test(NAME python.sites.${_v}
     COMMAND ${_py} ${CMAKE_CURRENT_LIST_DIR}/sites_tests.py $<TARGET_FILE:heapsnap_cli>)
-  set_tests_properties(python.sites.${_v} PROPERTIES LABELS python TIMEOUT 300
+  set_tests_properties(python.sites.${_v} PROPERTIES LABELS python TIMEOUT 1200
     ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;PYTHONDONTWRITEBYTECODE=1")
 endforeach()

@@ -14,9 +14,9 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
     set(_v "${_v}-system")
   endif()
   add_test(NAME python.track.${_v} COMMAND ${_py} ${CMAKE_CURRENT_LIST_DIR}/track_tests.py)
-  set_tests_properties(python.track.${_v} PROPERTIES LABELS python TIMEOUT 300
+  set_tests_properties(python.track.${_v} PROPERTIES LABELS python TIMEOUT 1200
     ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;PYTHONDONTWRITEBYTECODE=1")
   add_test(NAME python.track_native.${_v} COMMAND ${_py} ${CMAKE_CURRENT_LIST_DIR}/track_native.py)
-  set_tests_properties(python.track_native.${_v} PROPERTIES LABELS python TIMEOUT 180
+  set_tests_properties(python.track_native.${_v} PROPERTIES LABELS python TIMEOUT 900
     ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;PYTHONDONTWRITEBYTECODE=1;LD_PRELOAD=$<TARGET_FILE:heapsnap_preload>")
 endforeach()
