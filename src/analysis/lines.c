@@ -7,6 +7,7 @@
 
 #include "heapsnap/lines.h"
 #include "util/alloc.h"
+#include "util/file.h"
 
 typedef struct key_slot {
 	const char *file, *function;
@@ -147,8 +148,10 @@ static char *read_source(const char *file, int line)
 {
 	if (!file || file[0] == '<' || line <= 0)
 		return NULL;
-	FILE *f = fopen(file, "r");
-	if (!f)
+	/* a path named by the recording: a FIFO or device there must not block
+	 * or be read, only a regular file */
+	FILE *f;
+	if (hs_file_fopen_input(&f, file, "a source file") < 0)
 		return NULL;
 	char buf[4096];
 	int n = 0;

@@ -1056,15 +1056,18 @@ static int load(loader *l)
 			/* a clean end: the footer must follow and end the file. Its 24
 			 * bytes are known from what precedes it, so a footer cut short
 			 * (the recorder stopped while writing it) is told from damage:
-			 * its bytes so far match (or are zeros, after a power cut) */
+			 * its bytes so far match, then zeros at most (a power cut) */
 			uint64_t end = off + HS_SECTION_HEADER_SIZE + s.stored, have = l->size - end;
 			uint8_t foot[HS_FOOTER_SIZE];
 			hs_put_le64(foot, off);
 			hs_put_le32(foot + 8, (uint32_t)nseen);
 			hs_put_le32(foot + 12, hs_crc32(0, foot, 12));
 			memcpy(foot + 16, HS_END_MAGIC, 8);
-			int cut = have < HS_FOOTER_SIZE && (memcmp(l->data + end, foot, (size_t)have) == 0 ||
-			                                    all_zero(l->data + end, (size_t)have));
+			size_t same = 0;
+			while (same < have && same < HS_FOOTER_SIZE && l->data[end + same] == foot[same])
+				same++;
+			int cut = have < HS_FOOTER_SIZE &&
+			          all_zero(l->data + end + same, (size_t)have - same);
 			if (cut && !l->opts->strict) {
 				if ((rc = check_index(l, &s, seen, nseen)) < 0)
 					goto done;

@@ -169,10 +169,8 @@ int hs_procset_sniff(const char *path)
 	/* never blocks on a FIFO; anything not a regular file is no index, and
 	 * the snapshot reader then says what it is */
 	FILE *f;
-	if (hs_file_fopen_input(&f, path, "an index") < 0) {
-		hs_error_clear();
+	if (hs_file_fopen_input(&f, path, "an index") < 0)
 		return 0;
-	}
 	int c, is = 0;
 	for (int i = 0; i < 64 && (c = fgetc(f)) != EOF; i++) {
 		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
