@@ -620,7 +620,7 @@ int hs_agent_request(hs_agent *a, const char *command, char **out_reply_json, do
 			continue;
 		if (r == 0) {
 			rc = hs_error_set(HS_EIO, "the agent socket '%s' of process %d did not answer %.*s "
-			                  "within %.3g s; the program may be stuck (a long call holding the "
+			                  "within %.1f s; the program may be stuck (a long call holding the "
 			                  "GIL), or something else listens there: see 'ss -xlp'", a->path,
 			                  a->pid, (int)strcspn(command, " "), command, timeout);
 			break;
@@ -1072,7 +1072,15 @@ int hs_agent_check_dump(const hs_agent *a, const cJSON *reply, const char *path,
 	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(reply, "objects");
 	if (!cJSON_IsString(rp) || !cJSON_IsNumber(objects))
 		return invalid(a, "DUMP", "'path' or 'objects' is missing");
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	/* the process wrote it in its own mount namespace (a container) */
+	char rooted[HS_ATTACH_PATH_MAX + 64], rooted_rp[HS_ATTACH_PATH_MAX + 64];
+	int n = snprintf(rooted, sizeof(rooted), "/proc/%d/root%s", a->pid, path);
+	int m = snprintf(rooted_rp, sizeof(rooted_rp), "/proc/%d/root%s", a->pid, rp->valuestring);
+	if (path[0] != '/' || n < 0 || (size_t)n >= sizeof(rooted))
+		return hs_error_set(HS_EINVAL, "hs_agent_check_dump: bad path '%s'", path);
+	if (m < 0 || (size_t)m >= sizeof(rooted_rp) || rp->valuestring[0] != '/')
+		return bad_dump(a, path, "the reply names another file ('%.200s')", rp->valuestring);
+	int fd = open(rooted, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT)
@@ -1092,7 +1100,7 @@ int hs_agent_check_dump(const hs_agent *a, const cJSON *reply, const char *path,
 	}
 	/* the reply's path is the one asked for, maybe spelled otherwise */
 	if (strcmp(rp->valuestring, path) != 0 &&
-	    (stat(rp->valuestring, &other) != 0 || other.st_dev != st.st_dev || other.st_ino != st.st_ino)) {
+	    (stat(rooted_rp, &other) != 0 || other.st_dev != st.st_dev || other.st_ino != st.st_ino)) {
 		rc = bad_dump(a, path, "the reply names another file ('%.200s')", rp->valuestring);
 		goto done;
 	}

@@ -268,7 +268,7 @@ STATS_CASES = {
     "hello-protocol-negative": ((), ["'protocol' is negative"]),
     "hello-other-pid": ((), ["answers for process 1"]),
     "hello-close": ((), ["closed the connection"]),
-    "hello-silent": (("--timeout", "2"), ["did not answer HELLO within 2 s"]),
+    "hello-silent": (("--timeout", "2"), ["did not answer HELLO within 2.0 s"]),
     "stats-garbage": ((), ["not a JSON object line"]),
     "stats-not-object": ((), ["not a JSON object line"]),
     "stats-huge": ((), ["'gc.tracked_objects' is out of range"]),
@@ -283,7 +283,7 @@ STATS_CASES = {
     "stats-error-not-string": ((), ["'error' is not a string"]),
     "stats-endless": ((), ["longer than 4 MiB"]),
     "stats-close": ((), ["closed the connection without answering"]),
-    "stats-silent": (("--timeout", "2"), ["did not answer STATS within 2 s"]),
+    "stats-silent": (("--timeout", "2"), ["did not answer STATS within 2.0 s"]),
     "types-negative": (("--types", "5"), ["'types' item 0: 'count' is negative"]),
     "types-not-array": (("--types", "5"), ["'types' is not an array"]),
     "types-name-number": (("--types", "5"), ["'types' item 0: 'name' is not a string"]),
@@ -293,7 +293,7 @@ STATS_CASES = {
 DUMP_CASES = {
     "hello-garbage": ((), ["not a JSON object line"]),
     "hello-no-pid": ((), ["'pid' is missing"]),
-    "hello-silent": (("--timeout", "2"), ["did not answer HELLO within 2 s"]),
+    "hello-silent": (("--timeout", "2"), ["did not answer HELLO within 2.0 s"]),
     "dump-huge": ((), ["'objects' is out of range"]),
     "dump-negative": ((), ["'objects' is negative"]),
     "dump-missing-path": ((), ["'path' is missing"]),
@@ -341,7 +341,7 @@ def case_dump(ctx, only, slow):
     if os.geteuid() == 0:
         cases["dump-other-uid"] = ((), ["belongs to uid 65534"])
     if slow:
-        cases["dump-silent"] = (("--fork", "--fork-timeout", "1"), ["did not answer DUMP within 61 s"])
+        cases["dump-silent"] = (("--fork", "--fork-timeout", "1"), ["did not answer DUMP within 61.0 s"])
     for name, (extra, expect) in cases.items():
         if only and name not in only:
             continue
