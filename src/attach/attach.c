@@ -453,6 +453,91 @@ done:
 	return rc;
 }
 
+/* System calls around which a stop is no quiet point: the thread leaves
+ * them for code it did not come from, or never comes back. */
+static int special_syscall(uint64_t nr)
+{
+	switch (nr) {
+	case SYS_rt_sigreturn: case SYS_exit: case SYS_exit_group: case SYS_execve:
+	case SYS_execveat: case SYS_clone: case SYS_clone3: case SYS_fork: case SYS_vfork:
+	case SYS_restart_syscall:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * A quiet point for Py_AddPendingCall, which takes CPython's pending-call
+ * lock: called from a stop inside that lock's few instructions it would
+ * wait for its own thread. A thread at a system call's entry or exit is
+ * never inside it (the lock's own futex wait does not hold it, its wake
+ * comes after the release), so the thread runs on, traced, to its next
+ * system call: a switch of the GIL, a lock, I/O, every few milliseconds in
+ * most programs. After `wait` seconds with none (a single thread computing
+ * without system calls: the only case left, see docs/architecture.md) it
+ * is stopped wherever it is. *home: where to continue from there.
+ * @return 1 a system call, 0 stopped elsewhere, < 0 error (HS_EUSER when
+ * heapsnap was told to stop: the thread runs its own code).
+ */
+static int reach_quiet_point(hs_tracee *t, struct user_regs_struct *home, double wait)
+{
+	double deadline = hs_attach__now() + wait;
+	int sig = 0, interrupted = 0, resume = 1, rc;
+	for (;;) {
+		if (resume && (rc = hs_attach__resume(t, PTRACE_SYSCALL, sig)) < 0)
+			return rc;
+		resume = 1;
+		sig = 0;
+		int ws;
+		rc = hs_attach__wait(t, &ws, interrupted ? 0 : deadline);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			if (hs_attach_interrupted())
+				return hs_error_set(HS_EUSER, "interrupted by signal %d",
+				                    hs_attach_interrupted());
+			if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL) != 0)
+				return hs_error_set(HS_EIO, "cannot stop process %d: %s", (int)t->pid,
+				                    strerror(errno));
+			interrupted = 1;
+			resume = 0;
+			continue;
+		}
+		if ((ws >> 16) == PTRACE_EVENT_STOP) {
+			if (!interrupted)
+				continue;
+			if ((rc = hs_attach__getregs(t)) < 0)
+				return rc;
+			hs_attach__home_after_interrupt(&t->regs, 0, home);
+			return 0;
+		}
+		if (WSTOPSIG(ws) != (SIGTRAP | 0x80)) {
+			sig = WSTOPSIG(ws); /* the target's own signal: deliver it */
+			continue;
+		}
+		uint64_t nr = (uint64_t)-1;
+		int64_t rval;
+		int kind = hs_attach__syscall_stop(t, &nr, &rval);
+		if ((rc = hs_attach__getregs(t)) < 0)
+			return rc;
+		if (kind == 0)
+			kind = (long long)t->regs.rax == -ENOSYS ? 1 : 2;
+		if ((long long)t->regs.orig_rax < 0 || special_syscall(t->regs.orig_rax))
+			continue;
+		if (kind == 1) {
+			/* before the call: make it again from the top when home */
+			*home = t->regs;
+			home->rip -= 2;
+			home->rax = t->regs.orig_rax;
+			home->orig_rax = (unsigned long long)-1;
+		} else {
+			hs_attach__home_after_interrupt(&t->regs, 0, home);
+		}
+		return 1;
+	}
+}
+
 /*
  * heapsnap was told to stop during a fork-mode dump: the target's forked
  * child may be walking. It is the target's child, not ours: it is killed
@@ -517,6 +602,16 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 		                    path ? path : "NULL");
 	if (pid == getpid())
 		return hs_error_set(HS_EINVAL, "process %d is heapsnap itself", pid);
+
+	/* another user's process: neither its agent (which refuses other users)
+	 * nor ptrace can be used; say so once, without suggesting either */
+	hs_proc_status owner;
+	if (hs_attach__status(&owner, (pid_t)pid) == 0 && geteuid() != 0 &&
+	    (owner.ruid != geteuid() || owner.euid != geteuid()))
+		return hs_error_set(HS_EIO, "process %d belongs to another user (uid %u); run heapsnap "
+		                    "as that user (sudo -u '#%u' heapsnap dump %d ...), or as root", pid,
+		                    (unsigned)owner.euid, (unsigned)owner.euid, pid);
+	hs_error_clear();
 
 	if (opts->agent != HS_ATTACH_AGENT_NEVER) {
 		hs_agent *ag = NULL;
@@ -656,6 +751,13 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 		hs_attach__home_after_interrupt(&r0, 1, &home);
 		if ((rc = hs_attach__set_home(&t, &home)) < 0)
 			goto unmap;
+	} else if (!in_syscall) {
+		double left = t0 + timeout - hs_attach__now();
+		if ((rc = reach_quiet_point(&t, &home, left < 0.25 ? (left > 0 ? left : 0) : 0.25)) < 0)
+			goto let_go; /* the thread runs its own code: no call in flight */
+		hs_attach__checkpoint("quiet");
+		if ((rc = hs_attach__set_home(&t, &home)) < 0)
+			goto unmap;
 	}
 	{
 		hs_call c;
@@ -790,7 +892,11 @@ let_go:
 		}
 	}
 out:
-	if (t.dead) {
+	if (t.dead && opts->fork && sh && sh->state == HS_ATTACH_STATE_DONE && sh->child_pid > 0) {
+		/* it died after forking: the child holds its copy and finishes */
+		hs_error_clear();
+		rc = 0;
+	} else if (t.dead) {
 		hs_attach__remove_partial(path);
 		rc = hs_error_set(HS_EIO, "process %d died during the dump; no snapshot was written", pid);
 	}

@@ -152,7 +152,7 @@ double hs_attach__now(void);
 
 /* Fault injection for the tests: HEAPSNAP_TEST_FAULT="<point>:<n>:<signo>"
  * raises signo in heapsnap at the n-th pass through <point> (seized,
- * entered, returned, queued, kicked, stub, detach, fork-wait). */
+ * entered, returned, quiet, queued, kicked, stub, detach, fork-wait). */
 void hs_attach__checkpoint(const char *point);
 
 /* The syscall stop at hand: 1 entry (*nr set), 2 exit (*rval set), 0 neither. */

@@ -415,7 +415,7 @@ static void *worker(void *arg)
 	pool *pl = arg;
 	for (;;) {
 		size_t i = atomic_fetch_add(&pl->next, 1);
-		if (i >= pl->njobs)
+		if (i >= pl->njobs || hs_attach_interrupted())
 			break;
 		run_job(&pl->jobs[i], pl->attach);
 	}
@@ -545,6 +545,25 @@ int hs_attach_dump_tree(hs_procset **out, int root, const hs_tree_dump_options *
 	worker(&pl); /* this thread works too */
 	for (int k = 0; k < started; k++)
 		pthread_join(th[k], NULL);
+	if (hs_attach_interrupted()) {
+		/* no index: the snapshots already written go too (each process was
+		 * let go of where it was) */
+		size_t removed = 0;
+		for (size_t i = 0; i < njobs; i++) {
+			/* a job stopped late may have a complete file too (its fork
+			 * child had renamed it): this run's names, regular files only */
+			struct stat st;
+			if (jobs[i].path[0] && lstat(jobs[i].path, &st) == 0 && S_ISREG(st.st_mode) &&
+			    unlink(jobs[i].path) == 0)
+				removed++;
+		}
+		rc = hs_error_set(HS_EUSER, "interrupted by signal %d: let go of every process, which "
+		                  "run on where they were; no index written (%zu finished snapshot%s "
+		                  "removed)", hs_attach_interrupted(), removed, removed == 1 ? "" : "s");
+		hs_procset_free(set);
+		set = NULL;
+		goto done;
+	}
 	for (size_t i = 0; i < njobs; i++) {
 		hs_procset_proc *p = jobs[i].p;
 		if (p->status != HS_PROC_OK) {

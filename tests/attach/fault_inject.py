@@ -21,6 +21,7 @@ lock waits: interrupted futex waits). Every check is about outcomes; waits
 are bounded generously and serve only as hang detectors.
 """
 import argparse
+import ctypes
 import glob
 import json
 import os
@@ -61,7 +62,8 @@ threading.Thread(target=control, daemon=True).start()
 if kind == "children":
     import subprocess
     child = subprocess.Popen([sys.executable, "-c",
-        "import time\nd=[str(i)*2 for i in range(20000)]\nwhile True: time.sleep(0.01)"])
+        "import os, time\nd=[str(i)*2 for i in range(20000)]\np=os.getppid()\n"
+        "while os.getppid() == p: time.sleep(0.01)"])
 print("ready", os.getpid(), flush=True)
 n = 0
 while not stop.is_set():
@@ -99,6 +101,11 @@ def check(cond, what):
     return cond
 
 
+def die_with_parent():
+    """The target goes when this driver goes (a ctest timeout kills only us)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Target:
     def __init__(self, py, kind, workdir):
         env = dict(os.environ)
@@ -106,11 +113,28 @@ class Target:
         env.pop("HEAPSNAP_TEST_FAULT", None)
         self.kind = kind
         self.p = subprocess.Popen([py, "-c", TARGET, kind], env=env, cwd=workdir, text=True,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  preexec_fn=die_with_parent)
         line = self.readline()
         if not line.startswith("ready"):
             raise RuntimeError("target did not start: %r" % line)
         self.pid = self.p.pid
+        self.kids = self.children()
+
+    def children(self):
+        try:
+            with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
+                return set(f.read().split())
+        except OSError:
+            return set()
+
+    def forks_done(self):
+        """A fork-mode child of a killed dump finishes by itself: wait for it."""
+        for _ in range(HANG * 20):
+            if self.children() <= self.kids:
+                return True
+            time.sleep(0.05)
+        return False
 
     def readline(self):
         r, _, _ = select.select([self.p.stdout], [], [], HANG)
@@ -230,6 +254,7 @@ def trial(cli, tgt, mode, d, name, fault=None, delay=None, sig=None, stats=None)
     ok = tgt.healthy(name)
     if stats is not None and ok:
         stats["survived"] += 1
+    check(tgt.forks_done(), "%s: the forked child finished" % name)
     check(settle(d), "%s: temporary files gone (%s)" % (name, outputs(d)))
     # no partial file under a final name: whatever is there is complete
     for f in glob.glob(os.path.join(d, "*.hsnap")):
@@ -240,6 +265,10 @@ def trial(cli, tgt, mode, d, name, fault=None, delay=None, sig=None, stats=None)
     if rc == 128 + signal.SIGTERM or rc == -signal.SIGTERM:
         left = [f for f in outputs(d) if f.endswith((".hsfork-status", ".sock"))]
         check(not left, "%s: nothing left behind after SIGTERM (%s)" % (name, left))
+        if mode == "children" and rc == 128 + signal.SIGTERM:
+            # an interrupted tree dump writes no index and keeps no snapshot
+            check(not outputs(d), "%s: no index, no snapshots after SIGTERM (%s)" %
+                  (name, outputs(d)))
     if rc == -signal.SIGKILL:
         # nothing could clean up: the next dump to the same name must work
         # and take away what a killed one left
@@ -255,7 +284,7 @@ def trial(cli, tgt, mode, d, name, fault=None, delay=None, sig=None, stats=None)
 
 POINTS = (["seized:1"] + ["entered:%d" % i for i in range(1, 10)] +
           ["returned:%d" % i for i in range(1, 10)] +
-          ["queued:1", "kicked:1", "stub:1", "detach:1", "fork-wait:1"])
+          ["quiet:1", "queued:1", "kicked:1", "stub:1", "detach:1", "fork-wait:1"])
 
 
 def main():
@@ -280,6 +309,7 @@ def main():
     work = tempfile.mkdtemp(prefix="hs-fault-")
     os.chmod(work, 0o700)
     stats = {}
+    targets = {}
     try:
         for mode in a.modes.split(","):
             st = stats.setdefault(mode, {"kills": 0, "killed": 0, "finished": 0, "survived": 0})
@@ -313,6 +343,10 @@ def main():
                 if t.p.returncode == 0:
                     st["targets_ok"] = st.get("targets_ok", 0) + 1
     finally:
+        for t in targets.values():
+            if t.p.poll() is None:
+                t.p.kill()
+                t.p.wait()
         shutil.rmtree(work, ignore_errors=True)
     if a.json:
         print(json.dumps({"python": a.python, "stats": stats, "failures": len(FAILED)}))

@@ -550,6 +550,9 @@ def case_users(cli, py, tmp):
         check(r.returncode == 2 and "another user" in r.stderr,
               "users: another user's process (%s)" % r.stderr.strip())
         check(not os.path.exists("/tmp/u.hsnap"), "users: nothing written")
+        # the remedy must be one that works: not --no-agent (ptrace is refused too)
+        check("--no-agent" not in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+              "users: one line, no useless --no-agent hint (%s)" % r.stderr.strip())
         t.healthy("users")
     finally:
         t.stop()
