@@ -8,6 +8,7 @@
 #  - files.cut: a recording cut at every byte of its last kilobyte reads back;
 #  - files.stale: leftovers of dead writers cleaned by the next one (the same
 #    user's only), a stale fork-mode status file, a full disk during record.
+
 find_program(HS_FILES_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 if(NOT HS_FILES_PYTHON3)
   return()
@@ -17,9 +18,11 @@ set(_hs_files_args --cli $<TARGET_FILE:heapsnap_cli>)
 if(HEAPSNAP_BUILD_PYTHON AND "/usr/bin/python3" IN_LIST HS_PY_TEST_INTERPRETERS)
   list(APPEND _hs_files_args --python /usr/bin/python3 --pkg ${CMAKE_BINARY_DIR}/python)
 endif()
+# LSAN_OPTIONS: the font stack's caches (plot, graph) as for the CLI tests
 foreach(_t planted special cut stale)
   add_test(NAME files.${_t}
     COMMAND ${HS_FILES_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_files.py ${_hs_files_args} ${_t})
   set_tests_properties(files.${_t} PROPERTIES LABELS "cli;files" TIMEOUT 300
-    SKIP_RETURN_CODE 77 ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+    SKIP_RETURN_CODE 77 ENVIRONMENT
+    "PYTHONDONTWRITEBYTECODE=1;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/../cli/lsan.supp:print_suppressions=0")
 endforeach()
