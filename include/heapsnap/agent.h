@@ -79,7 +79,9 @@ HS_EXTERN(int) hs_agent_connect(hs_agent **out, int pid, double timeout);
  *         object without its newline, whatever its "ok" says (the caller
  *         checks it; free it with hs_agent_reply_free); HS_EIO (the
  *         connection failed or closed, no reply in time: the connection
- *         is then unusable), HS_EFORMAT (the reply is not a JSON object
+ *         is then unusable), HS_ELIMIT (the reply line is longer than
+ *         HS_AGENT_REPLY_MAX, or _LARGE for TRACK and MARKS: the connection
+ *         is closed), HS_EFORMAT (the reply is not a JSON object
  *         line), HS_EINVAL (bad command), HS_ENOMEM.
  */
 HS_EXTERN(int) hs_agent_request(hs_agent *a, const char *command, char **out_reply_json,
@@ -96,8 +98,8 @@ struct cJSON;
  * something that is not a working agent: its message names the socket,
  * the process, the command and the field.
  * @return 0 with *out set to the reply (ok true or false; free it with
- *         cJSON_Delete); HS_EIO (as hs_agent_request), HS_EFORMAT (not a
- *         valid reply), HS_EINVAL, HS_ENOMEM.
+ *         cJSON_Delete); HS_EIO, HS_ELIMIT (as hs_agent_request),
+ *         HS_EFORMAT (not a valid reply), HS_EINVAL, HS_ENOMEM.
  */
 HS_EXTERN(int) hs_agent_call(hs_agent *a, const char *command, struct cJSON **out, double timeout);
 

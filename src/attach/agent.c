@@ -594,7 +594,7 @@ int hs_agent_request(hs_agent *a, const char *command, char **out_reply_json, do
 		}
 		scanned = a->len;
 		if (a->len > limit) {
-			rc = hs_error_set(HS_EFORMAT, "the agent socket '%s' of process %d sent a reply to "
+			rc = hs_error_set(HS_ELIMIT, "the agent socket '%s' of process %d sent a reply to "
 			                  "%.*s longer than %zu MiB, the limit: not a heapsnap agent, or "
 			                  "asked for too much (fewer --types)", a->path, a->pid,
 			                  (int)strcspn(command, " "), command,

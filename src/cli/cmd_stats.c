@@ -442,7 +442,8 @@ int cmd_stats(int argc, const char **argv)
 	char note[1024];
 	const char *note_p = NULL;
 	int arc = hs_agent_connect(&a, (int)pid, timeout);
-	if (arc == HS_EFORMAT || (arc < 0 && arc != HS_ENOTFOUND && owned_by_us((int)pid))) {
+	if (arc == HS_EFORMAT || arc == HS_ELIMIT ||
+	    (arc < 0 && arc != HS_ENOTFOUND && owned_by_us((int)pid))) {
 		/* something answers on the agent's socket, wrongly: no figures */
 		return hs_cli_error();
 	} else if (arc == 0) {

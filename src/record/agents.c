@@ -445,7 +445,8 @@ static cJSON *ask(hs_agents *a, target *t, const char *cmd, double timeout, char
 	int rc = hs_agent_call(t->a, cmd, &j, timeout);
 	if (rc < 0) {
 		snprintf(why, wsize, "%s", hs_error_last());
-		if (rc == HS_EIO || rc == HS_EFORMAT) {
+		/* too long (HS_ELIMIT): dropped, asked again later (TYPES backs off) */
+		if (rc == HS_EIO || rc == HS_EFORMAT || rc == HS_ELIMIT) {
 			hs_agent_free(t->a);
 			t->a = NULL;
 			t->next_try = mono_ns() + CONNECT_RETRY_NS;
