@@ -21,7 +21,19 @@
 #include "heapsnap/errors.h"
 #include "heapsnap/procset.h"
 
-static char index_path[256];
+static char index_path[256], dir_path[200];
+
+/* the private directory goes when the fuzzer exits */
+static void remove_dir(void)
+{
+	static const char *const names[] = { "fuzz.hsidx", "set-100.hsnap", "set-101.hsnap" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char p[256];
+		snprintf(p, sizeof(p), "%s/%s", dir_path, names[i]);
+		unlink(p);
+	}
+	rmdir(dir_path);
+}
 
 static void make_dir(void)
 {
@@ -30,6 +42,8 @@ static void make_dir(void)
 	snprintf(dir, sizeof(dir), "%s/heapsnap-fuzz-index-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
 	if (!mkdtemp(dir))
 		abort();
+	snprintf(dir_path, sizeof(dir_path), "%s", dir);
+	atexit(remove_dir);
 	static const char *const members[] = { "set-100.hsnap", "set-101.hsnap" };
 	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
 		char p[256];
