@@ -646,6 +646,12 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 		return hs_error_set(HS_EIO, "process %d is already traced by process %d (another "
 		                    "'heapsnap dump' or a debugger); try again when it is done", pid,
 		                    (int)st.tracer);
+	/* a remote call returns through a signal frame the shadow stack does not
+	 * vouch for: refused before anything is touched */
+	if (st.shadow_stack)
+		return hs_error_set(HS_EIO, "process %d runs with a CET shadow stack, which heapsnap's "
+		                    "injection does not support; start it with heapsnap's agent "
+		                    "(HEAPSNAP_AGENT=1) to take snapshots", pid);
 
 	target tg;
 	memset(&tg, 0, sizeof(tg));
@@ -892,7 +898,9 @@ let_go:
 		}
 	}
 out:
-	if (t.dead && opts->fork && sh && sh->state == HS_ATTACH_STATE_DONE && sh->child_pid > 0) {
+	if (t.dead && opts->fork && sh && sh->state != HS_ATTACH_STATE_DONE && dump_entered)
+		sh->child_pid = hs_attach__fork_writer(path); /* it died in dump(): forked yet? */
+	if (t.dead && opts->fork && sh && sh->child_pid > 0) {
 		/* it died after forking: the child holds its copy and finishes */
 		hs_error_clear();
 		rc = 0;

@@ -40,6 +40,7 @@ typedef struct hs_proc_status {
 	pid_t tracer;
 	char state;
 	uint64_t sigblk; /* signals blocked by the main thread (SigBlk) */
+	int shadow_stack; /* CET user shadow stack on (x86_Thread_features) */
 } hs_proc_status;
 
 /* Read /proc/PID/status. @return 0 or HS_ENOTFOUND (no such process). */
@@ -174,5 +175,8 @@ void hs_attach__remove_partial(const char *path);
  * (at most `timeout` + a margin). @return 0 (figures in *fs) or HS_EIO. */
 int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const char *path,
                                double timeout);
+/* The pid of a live process writing `path` (its temporary file's name
+ * says), or 0: the child of a target that died after forking. */
+int hs_attach__fork_writer(const char *path);
 
 #endif

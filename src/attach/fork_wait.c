@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,3 +180,24 @@ int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const cha
 	return 0;
 }
 
+
+int hs_attach__fork_writer(const char *path)
+{
+	char pat[HS_ATTACH_PATH_MAX + 16];
+	snprintf(pat, sizeof(pat), "%s" HS_FILE_TMP_INFIX "*", path);
+	glob_t g;
+	int found = 0;
+	if (glob(pat, GLOB_NOSORT | GLOB_NOESCAPE, NULL, &g) != 0)
+		return 0;
+	size_t pl = strlen(path) + strlen(HS_FILE_TMP_INFIX);
+	for (size_t i = 0; i < g.gl_pathc && !found; i++) {
+		const char *s = g.gl_pathv[i] + pl;
+		long pid = 0;
+		while (*s >= '0' && *s <= '9' && pid < 1 << 22)
+			pid = pid * 10 + (*s++ - '0');
+		if (*s == '.' && pid > 0 && child_alive((int)pid))
+			found = (int)pid;
+	}
+	globfree(&g);
+	return found;
+}

@@ -143,7 +143,9 @@ int hs_attach__wait(hs_tracee *t, int *status, double deadline)
 {
 	int sleep_ns = 20000;
 	for (;;) {
-		pid_t r = waitpid(t->pid, status, __WALL | WNOHANG);
+		/* no deadline: block (a caught signal interrupts: no SA_RESTART),
+		 * so that each stop of a long call is answered at once */
+		pid_t r = waitpid(t->pid, status, __WALL | (deadline > 0 || caught_signal ? WNOHANG : 0));
 		if (r == t->pid) {
 			if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
 				t->dead = 1;
@@ -167,7 +169,7 @@ int hs_attach__wait(hs_tracee *t, int *status, double deadline)
 			return 1;
 		struct timespec ts = { 0, sleep_ns };
 		nanosleep(&ts, NULL);
-		if (sleep_ns < 2000000)
+		if (sleep_ns < 500000) /* a stop waits for us: keep the latency low */
 			sleep_ns *= 2;
 	}
 }

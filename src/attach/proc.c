@@ -133,6 +133,8 @@ int hs_attach__status(hs_proc_status *out, pid_t pid)
 			out->state = line[7];
 		} else if (sscanf(line, "SigBlk: %llx", &blk) == 1) {
 			out->sigblk = (uint64_t)blk;
+		} else if (!strncmp(line, "x86_Thread_features:", 20)) {
+			out->shadow_stack = strstr(line + 20, "shstk") != NULL;
 		}
 	}
 	fclose(f);

@@ -38,8 +38,20 @@ FAILED = []
 HANG = 120  # seconds: a hang detector, not a speed limit
 
 TARGET = r'''
-import os, sys, threading, time, queue
+import os, sys, threading, time, queue, signal, faulthandler, ctypes
 kind = sys.argv[1]
+# state a careless injection would change: the main thread's signal mask and
+# its alternate signal stack (faulthandler installs one)
+faulthandler.enable()
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+class StackT(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+libc = ctypes.CDLL(None, use_errno=True)
+def altstack():
+    st = StackT()
+    libc.sigaltstack(None, ctypes.byref(st))
+    return (st.sp, st.flags, st.size)
+state0 = (signal.pthread_sigmask(signal.SIG_BLOCK, []), altstack())
 data = [("k%d" % i) * 3 for i in range(60000)]
 digest = hash(tuple(data))
 q = queue.Queue()
@@ -85,6 +97,10 @@ while not stop.is_set():
         ping.clear()
         if hash(tuple(data)) != digest:
             print("CORRUPT data", flush=True)
+            os._exit(3)
+        state = (signal.pthread_sigmask(signal.SIG_BLOCK, []), altstack())
+        if state != state0:
+            print("CORRUPT signal state", state0, state, flush=True)
             os._exit(3)
         print("pong", n, flush=True)
 if kind == "children":
@@ -166,8 +182,8 @@ class Target:
         except OSError:
             return check(False, "%s: target takes input" % what)
         line = self.readline()
-        return check(line.startswith("pong"), "%s: target's main thread answers (got %r)" %
-                     (what, line))
+        return check(line.startswith("pong"), "%s: target's main thread answers, its signal "
+                     "mask, alternate stack and data unchanged (got %r)" % (what, line))
 
     def finish(self, what):
         try:
