@@ -56,9 +56,11 @@ typedef struct hs_attach_shared {
 /*
  * Fork mode: the forked child cannot write into the shared block (its copy
  * is private), so it writes its outcome into "<path>" HS_ATTACH_STATUS_SUFFIX
- * as "key value" lines (ok, objects, edges, bytes, walk_seconds,
- * child_private_dirty_bytes, or errno and message), renamed into place when
- * complete; the injector waits for it, reads it and removes it.
+ * as "key value" lines (pid first, then ok, objects, edges, bytes,
+ * walk_seconds, child_private_dirty_bytes, or errno and message), created
+ * like every output (util/file.h: 0600, never through a link) and renamed
+ * into place when complete; the injector waits for the one whose pid is its
+ * child's, reads it and removes it (a stale one is never taken for it).
  */
 #define HS_ATTACH_STATUS_SUFFIX ".hsfork-status"
 

@@ -22,14 +22,16 @@
 #include "attach/attach_internal.h"
 #include "util/file.h"
 
-/* Temporary files of dead writers of `path` and of its status file (ours:
- * the same user; util/file.h). */
+/* The dump of `path` failed: every temporary file of it and of its status
+ * file goes, a writer still running included (a fork-mode child whose
+ * target died would otherwise put a snapshot in place after we said none
+ * was written; its rename then fails). */
 void hs_attach__remove_partial(const char *path)
 {
 	char status[HS_ATTACH_PATH_MAX + 32];
 	snprintf(status, sizeof(status), "%s%s", path, HS_ATTACH_STATUS_SUFFIX);
-	hs_file_clean_stale(path);
-	hs_file_clean_stale(status);
+	hs_file_remove_temps(path, HS_FILE_ANY_WRITER);
+	hs_file_remove_temps(status, HS_FILE_ANY_WRITER);
 }
 
 /* The writer's pid on a "pid N" line of a status text, or 0. */
@@ -138,9 +140,7 @@ int hs_attach__wait_fork_child(hs_fork_status *fs, int pid, int child, const cha
 	if (!found && hs_attach_interrupted())
 		return hs_error_set(HS_EUSER, "interrupted by signal %d", hs_attach_interrupted());
 	if (!found) {
-		/* the child is gone: what it left is removed, whoever owns it */
-		hs_file_remove_temps(path, child);
-		hs_file_remove_temps(status, child);
+		hs_attach__remove_partial(path);
 		if (child_alive(child))
 			return hs_error_set(HS_EIO, "the child forked by process %d (pid %d) did not finish "
 			                    "within %.3g s; no snapshot was written", pid, child, timeout + 10);

@@ -157,8 +157,9 @@ static long temp_pid(const char *entry, const char *name, size_t nl)
 	return pid;
 }
 
-/* Remove name's temporary files of dead writers: those of `only` (any
- * owner) when only > 0, else of any pid (owned by us). */
+/* Remove name's temporary files: of dead writers of any pid owned by us
+ * (only == 0), of the dead writer `only` whoever owns them (only > 0), or
+ * all of them (only == HS_FILE_ANY_WRITER). */
 static int clean_at(int dirfd, const char *name, long only)
 {
 	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -176,12 +177,14 @@ static int clean_at(int dirfd, const char *name, long only)
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		long pid = temp_pid(e->d_name, name, nl);
-		if (pid == 0 || pid == self || (only > 0 && pid != only) || process_alive(pid))
+		if (pid == 0 || pid == self || (only > 0 && pid != only))
+			continue;
+		if (only != HS_FILE_ANY_WRITER && process_alive(pid))
 			continue;
 		struct stat st;
 		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
 			continue;
-		if (only <= 0 && st.st_uid != me)
+		if (only == 0 && st.st_uid != me)
 			continue; /* never another user's */
 		if (unlinkat(dirfd, e->d_name, 0) == 0)
 			removed++;
@@ -209,7 +212,10 @@ static int clean_path(const char *path, long only)
 
 int hs_file_clean_stale(const char *path) { return clean_path(path, 0); }
 
-int hs_file_remove_temps(const char *path, int pid) { return pid > 0 ? clean_path(path, pid) : 0; }
+int hs_file_remove_temps(const char *path, int pid)
+{
+	return pid > 0 || pid == HS_FILE_ANY_WRITER ? clean_path(path, pid) : 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* outputs                                                             */

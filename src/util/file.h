@@ -109,9 +109,13 @@ HS_EXTERN(int) hs_file_clean_stale(const char *path);
 /**
  * Remove the temporary files of `path` written by process `pid`, whoever
  * owns them, provided that process is gone: for a caller that knows the
- * writer died (a forked dump child it watched).
+ * writer died (a forked dump child it watched). With HS_FILE_ANY_WRITER,
+ * every temporary file of `path`, alive or not: for a dump that failed and
+ * whose writer may outlive it (the child forked by a target that died), so
+ * that nothing appears after "no snapshot was written".
  * @return the number of files removed
  */
+#define HS_FILE_ANY_WRITER (-1)
 HS_EXTERN(int) hs_file_remove_temps(const char *path, int pid);
 
 /**

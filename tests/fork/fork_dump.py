@@ -185,7 +185,11 @@ def main():
     heapsnap.dump(ps, fork=True, wait=True, status=st)
     with open(st) as f:
         text = f.read()
-    check(text.startswith("ok 1\n") and "objects " in text, "status file written")
+    # "pid N" first: the injector tells this child's status from a stale one
+    first, _, rest = text.partition("\n")
+    check(first.startswith("pid ") and first[4:].isdigit() and rest.startswith("ok 1\n") and
+          "objects " in rest, "status file written (%r)" % text[:80])
+    check(os.stat(st).st_mode & 0o777 == 0o600, "status file mode 0600")
     try:
         heapsnap.dump(os.path.join(d, "nodir", "x.hsnap"), fork=True, wait=True)
         check(False, "unwritable path raises")

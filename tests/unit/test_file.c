@@ -489,3 +489,16 @@ Test(file, recording_cut_in_its_footer_reads_back)
 	free(z);
 	free(data);
 }
+
+Test(file, a_failed_dump_removes_every_temp_of_its_output)
+{
+	const char *path = hs_test_tmppath("failed.hsnap");
+	const char *live = fake_temp(path, (long)getppid(), "livexx"); /* an orphaned writer */
+	const char *dead = fake_temp(path, dead_pid(), "deadxx");
+	const char *other = fake_temp(hs_test_tmppath("other.hsnap"), (long)getppid(), "keepme");
+	cr_assert_eq(hs_file_remove_temps(path, HS_FILE_ANY_WRITER), 2);
+	cr_assert_eq(access(live, F_OK), -1);
+	cr_assert_eq(access(dead, F_OK), -1);
+	cr_assert_eq(access(other, F_OK), 0, "another output's temporary file was removed");
+	cr_assert_eq(hs_file_remove_temps(path, 0), 0, "pid 0 names no writer");
+}
