@@ -616,6 +616,14 @@ int hs_agent_request(hs_agent *a, const char *command, char **out_reply_json, do
 		}
 		struct pollfd p = { a->fd, POLLIN, 0 };
 		int r = poll(&p, 1, ms_left(deadline));
+		if (r < 0 && errno == EINTR && hs_attach_interrupted()) {
+			/* heapsnap is told to stop (hs_attach_catch_signals): the agent,
+			 * in its own process, finishes the request by itself */
+			rc = hs_error_set(HS_EUSER, "interrupted by signal %d while the agent of process %d "
+			                  "was answering %.*s (it finishes by itself)",
+			                  hs_attach_interrupted(), a->pid, (int)strcspn(command, " "), command);
+			break;
+		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0) {

@@ -209,7 +209,7 @@ static int dump_one(long pid, const char *out, const hs_attach_options *opts)
 	hs_attach_result res;
 	if (hs_attach_dump(&res, (int)pid, path, &each) < 0) {
 		int failed = hs_cli_error();
-		if (res.via_agent && opts->agent != HS_ATTACH_AGENT_ONLY)
+		if (res.via_agent && opts->agent != HS_ATTACH_AGENT_ONLY && !hs_attach_interrupted())
 			fprintf(stderr, "hint: the process's agent failed; 'heapsnap dump --no-agent %ld' "
 			        "attaches with ptrace instead\n", pid);
 		return failed;
