@@ -1120,10 +1120,24 @@ def _lines_final_file():
     try:
         reply = _encode(lt.read(0, 0, -1, stop=True))
         final = os.path.join(d, "track-%d.json" % os.getpid())
-        tmp = final + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(reply)
-        os.rename(tmp, final)
+        # created exclusively, never through a link, 0600, then renamed:
+        # HEAPSNAP_AGENT_DIR may be a shared directory
+        tmp = "%s.tmp.%d.%s" % (final, os.getpid(), os.urandom(4).hex())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(reply)
+            if os.path.islink(final):
+                raise PermissionError(errno.EPERM, "refusing to replace '%s': it is a symbolic "
+                                      "link" % final)
+            os.rename(tmp, final)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
     except Exception as e:
         _warn("heapsnap: the last allocation figures of process %d were lost: %s", os.getpid(),
               _message(e))
