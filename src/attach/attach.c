@@ -299,9 +299,10 @@ static size_t write_stub(unsigned char *code, uint64_t flag_addr)
 }
 #define STUB_SYSCALL_END 33u
 
-/* One remote call returning through heapsnap's gadget. */
-static int call(hs_tracee *t, uint64_t fn, const uint64_t *args, int nargs, double timeout,
-                uint64_t *ret, int *running)
+/* One remote call: its value through heapsnap's gadget (result_syscall < 0)
+ * or as the result of the one system call a libc wrapper makes. */
+static int remote(hs_tracee *t, uint64_t fn, const uint64_t *args, int nargs, double timeout,
+                  long result_syscall, uint64_t *ret, int *running)
 {
 	hs_call c;
 	memset(&c, 0, sizeof(c));
@@ -310,8 +311,14 @@ static int call(hs_tracee *t, uint64_t fn, const uint64_t *args, int nargs, doub
 		c.args[i] = args[i];
 	c.nargs = nargs;
 	c.timeout = timeout;
-	c.result_syscall = -1;
+	c.result_syscall = result_syscall;
 	return hs_attach__call(t, &c, ret, running);
+}
+
+static int call(hs_tracee *t, uint64_t fn, const uint64_t *args, int nargs, double timeout,
+                uint64_t *ret, int *running)
+{
+	return remote(t, fn, args, nargs, timeout, -1, ret, running);
 }
 
 /* A libc wrapper of one system call, returning through libc's trampoline
@@ -319,15 +326,7 @@ static int call(hs_tracee *t, uint64_t fn, const uint64_t *args, int nargs, doub
 static int call_syscall(hs_tracee *t, uint64_t fn, long nr, const uint64_t *args, int nargs,
                         uint64_t *ret, int *running)
 {
-	hs_call c;
-	memset(&c, 0, sizeof(c));
-	c.fn = fn;
-	for (int i = 0; i < nargs; i++)
-		c.args[i] = args[i];
-	c.nargs = nargs;
-	c.timeout = 5;
-	c.result_syscall = nr;
-	return hs_attach__call(t, &c, ret, running);
+	return remote(t, fn, args, nargs, 5, nr, ret, running);
 }
 
 /* Load the hook and run the dump from home. */
