@@ -44,7 +44,8 @@ def main():
         c1 = os.times()
         line = [l for l in r.stdout.splitlines() if l.startswith("{")]
         if not line:
-            print("%s: no figures (exit %d)\n%s" % (py, r.returncode, r.stdout[-2000:]))
+            print("%s: no figures (exit %d)\n%s\n%s" % (py, r.returncode, r.stdout[-2000:],
+                                                        r.stderr[-2000:]))
             continue
         res = json.loads(line[-1])
         for mode, st in res["stats"].items():
