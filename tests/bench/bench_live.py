@@ -183,7 +183,7 @@ class Target:
 
 
 def run_dump(cli, pid, out, fork):
-    cmd = [cli, "dump", str(pid), "-o", out] + (["--fork"] if fork else [])
+    cmd = [cli, "dump", str(pid), "-o", out] + (["--fork"] if fork else ["--no-fork"])
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - t0
