@@ -99,8 +99,10 @@ try:
     # the load runs until the recorder has written 6 snapshots and both
     # workers served (work done, not seconds: a loaded machine takes longer)
     def enough():
-        n = sum(1 for dp, dn, fn in os.walk(work) for f in fn if f.endswith(".hsnap"))
-        return n >= 6 and len(per_pid) == 2
+        # files x.<pid>.<n>.hsnap: 6 in all, and each worker that served has one
+        names = [f for dp, dn, fn in os.walk(work) for f in fn if f.endswith(".hsnap")]
+        pids = {f.split(".")[1] for f in names if f.count(".") >= 3}
+        return len(names) >= 6 and len(per_pid) == 2 and all(str(w) in pids for w in per_pid)
     R.check(L.wait_for(enough), "6 snapshots written under load, both workers served")
     stop_load.set()
     for t in ts:
