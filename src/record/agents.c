@@ -864,9 +864,12 @@ static void serve(hs_agents *a, target *t, int64_t now)
 		int rc = hs_agent_connect(&ag, t->pid, REQUEST_TIMEOUT);
 		if (rc < 0) {
 			/* an interpreter starts its agent during start-up: try again
-			 * for a while; a --pid target has one or not */
+			 * for a while; a --pid target has one or not. A child just
+			 * forked still holds its parent's agent socket (HS_EFORMAT:
+			 * served by the parent) until its own agent starts. */
 			int64_t patience = o->argv ? CONNECT_PATIENCE_NS : 0;
-			if (now - t->first_try >= patience || (rc != HS_ENOTFOUND && rc != HS_EIO)) {
+			if (now - t->first_try >= patience ||
+			    (rc != HS_ENOTFOUND && rc != HS_EIO && rc != HS_EFORMAT)) {
 				t->gave_up = 1;
 				note(a, (ptrdiff_t)t->index, 0, "no heapsnap agent in process %d (%s): /proc "
 				     "figures only", t->pid, hs_error_last());
