@@ -384,26 +384,6 @@ static int open_socket(int *out, const char *path, int pid, double deadline)
 	return 0;
 }
 
-/* The parent of `pid` (/proc/PID/stat), 0 when unknown. */
-static int parent_of(int pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-	int ppid;
-	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-		return 0;
-	return ppid;
-}
-
 /* The name of process `pid` (comm), "?" when unknown. */
 static void comm_of(int pid, char *out, size_t size)
 {
@@ -441,7 +421,7 @@ static int check_peer(const hs_agent *a)
 		                    "namespace of the process", a->path, a->pid);
 	int p = cr.pid;
 	for (int depth = 0; p > 1 && p != a->pid && depth < 4096; depth++)
-		p = parent_of(p);
+		p = hs_attach__parent_of(p);
 	if (p != a->pid) {
 		char name[64];
 		comm_of(cr.pid, name, sizeof(name));

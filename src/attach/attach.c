@@ -518,10 +518,8 @@ static int reach_quiet_point(hs_tracee *t, struct user_regs_struct *home, double
 		uint64_t nr = (uint64_t)-1;
 		int64_t rval;
 		int kind = hs_attach__syscall_stop(t, &nr, &rval);
-		if ((rc = hs_attach__getregs(t)) < 0)
-			return rc;
-		if (kind == 0)
-			kind = (long long)t->regs.rax == -ENOSYS ? 1 : 2;
+		if (kind < 0)
+			return HS_EIO;
 		if ((long long)t->regs.orig_rax < 0 || special_syscall(t->regs.orig_rax))
 			continue;
 		if (kind == 1) {
@@ -559,18 +557,9 @@ static void stop_fork_child(int pid, uint64_t pages, int child, const char *path
 		nanosleep(&ts, NULL);
 	}
 	if (child > 0) {
-		char fn[64], line[512];
+		char fn[64];
 		snprintf(fn, sizeof(fn), "/proc/%d/stat", child);
-		FILE *f = fopen(fn, "re");
-		int ppid = 0;
-		if (f) {
-			if (fgets(line, sizeof(line), f)) {
-				const char *p = strrchr(line, ')');
-				if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-					ppid = 0;
-			}
-			fclose(f);
-		}
+		int ppid = hs_attach__parent_of(child);
 		if (ppid == pid && kill(child, SIGKILL) == 0) {
 			/* reaped by the target's reaper thread */
 			for (int i = 0; i < 250 && access(fn, F_OK) == 0; i++) {
@@ -806,12 +795,9 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 		uint64_t snr = (uint64_t)-1;
 		int64_t rval = 0;
 		int kind = hs_attach__syscall_stop(&t, &snr, &rval);
-		if ((rc = hs_attach__getregs(&t)) < 0)
+		if (kind < 0) {
+			rc = HS_EIO;
 			goto cancel;
-		if (kind == 0) {
-			kind = (long long)t.regs.rax == -ENOSYS ? 1 : 2;
-			snr = t.regs.orig_rax;
-			rval = (int64_t)t.regs.rax;
 		}
 		if (kind == 1 && snr == SYS_getpid && t.regs.rdi == STUB_MAGIC &&
 		    t.regs.rip == pages + STUB_SYSCALL_END)

@@ -43,6 +43,9 @@ typedef struct hs_proc_status {
 	int shadow_stack; /* CET user shadow stack on (x86_Thread_features) */
 } hs_proc_status;
 
+/* The parent of `pid` (/proc/PID/stat), 0 when unknown. */
+int hs_attach__parent_of(int pid);
+
 /* Read /proc/PID/status. @return 0 or HS_ENOTFOUND (no such process). */
 int hs_attach__status(hs_proc_status *out, pid_t pid);
 
@@ -140,8 +143,6 @@ void hs_attach__write_gadget(unsigned char *code, uint64_t at, uint64_t slot);
  * sent home, else it runs on and returns home by itself, *running set).
  */
 int hs_attach__call(hs_tracee *t, const hs_call *c, uint64_t *ret, int *running);
-/* Detach from a stop (the thread continues from its current registers). */
-int hs_attach__detach(hs_tracee *t);
 /* Stop a running tracee wherever it is (any ptrace stop) and detach. */
 void hs_attach__let_go(hs_tracee *t);
 void hs_attach__release(hs_tracee *t);
@@ -156,7 +157,8 @@ double hs_attach__now(void);
  * entered, returned, quiet, queued, kicked, stub, detach, fork-wait). */
 void hs_attach__checkpoint(const char *point);
 
-/* The syscall stop at hand: 1 entry (*nr set), 2 exit (*rval set), 0 neither. */
+/* The syscall stop at hand (registers read into t->regs): 1 entry, 2 exit,
+ * -1 error; *nr and *rval set either way. */
 int hs_attach__syscall_stop(hs_tracee *t, uint64_t *nr, int64_t *rval);
 
 

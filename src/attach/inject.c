@@ -207,15 +207,20 @@ static int setregs(hs_tracee *t, const struct user_regs_struct *r)
 
 int hs_attach__syscall_stop(hs_tracee *t, uint64_t *nr, int64_t *rval)
 {
+	if (hs_attach__getregs(t) < 0)
+		return -1;
 	syscall_info si;
 	memset(&si, 0, sizeof(si));
-	if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, t->pid, (void *)sizeof(si), &si) <= 0)
-		return 0;
-	if (si.op == SYSCALL_INFO_ENTRY && nr)
-		*nr = si.u.entry.nr;
-	if (si.op == SYSCALL_INFO_EXIT && rval)
-		*rval = si.u.exit.rval;
-	return si.op == SYSCALL_INFO_ENTRY ? 1 : si.op == SYSCALL_INFO_EXIT ? 2 : 0;
+	if (ptrace((enum __ptrace_request)PTRACE_GET_SYSCALL_INFO, t->pid, (void *)sizeof(si), &si) > 0 &&
+	    (si.op == SYSCALL_INFO_ENTRY || si.op == SYSCALL_INFO_EXIT)) {
+		*nr = si.op == SYSCALL_INFO_ENTRY ? si.u.entry.nr : t->regs.orig_rax;
+		*rval = si.op == SYSCALL_INFO_EXIT ? si.u.exit.rval : (int64_t)t->regs.rax;
+		return si.op == SYSCALL_INFO_ENTRY ? 1 : 2;
+	}
+	/* no PTRACE_GET_SYSCALL_INFO (Linux < 5.3): rax is -ENOSYS at entry */
+	*nr = t->regs.orig_rax;
+	*rval = (int64_t)t->regs.rax;
+	return (long long)t->regs.rax == -ENOSYS ? 1 : 2;
 }
 
 int hs_attach__seize(hs_tracee *t, pid_t pid, double timeout, int *seize_errno)
@@ -501,23 +506,13 @@ static int run_call(hs_tracee *t, const hs_call *c, uint64_t expect_ret, uint64_
 			uint64_t nr = (uint64_t)-1;
 			int64_t rval = 0;
 			int kind = hs_attach__syscall_stop(t, &nr, &rval);
-			if (kind == 0 && (rc = hs_attach__getregs(t)) == 0) {
-				/* no PTRACE_GET_SYSCALL_INFO (Linux < 5.3): rax is -ENOSYS at entry */
-				kind = (long long)t->regs.rax == -ENOSYS ? 1 : 2;
-				nr = t->regs.orig_rax;
-				rval = (int64_t)t->regs.rax;
-			}
-			if (kind == 2 && returning) {
-				/* rt_sigreturn is done: the thread is home */
-				if ((rc = hs_attach__getregs(t)) < 0)
-					return rc;
-				break;
-			}
+			if (kind < 0)
+				return HS_EIO;
+			if (kind == 2 && returning)
+				break; /* rt_sigreturn is done: the thread is home (t->regs) */
 			if (kind == 1) {
 				last_nr = nr;
 				if (nr == SYS_rt_sigreturn) {
-					if ((rc = hs_attach__getregs(t)) < 0)
-						return rc;
 					/* ours, not a signal handler's return: the frame's rsp */
 					if ((t->regs.rip == expect_ret || t->regs.rip == t->restorer + 9) &&
 					    t->regs.rsp == t->frame_uc)
@@ -614,18 +609,6 @@ int hs_attach__call(hs_tracee *t, const hs_call *c, uint64_t *ret, int *running)
 	rc = run_call(t, c, expect, ret, running);
 	if (rc == 0)
 		hs_attach__checkpoint("returned");
-	return rc;
-}
-
-int hs_attach__detach(hs_tracee *t)
-{
-	if (!t->attached)
-		return 0;
-	note_resume(t);
-	int rc = 0;
-	if (ptrace(PTRACE_DETACH, t->pid, NULL, NULL) != 0 && errno != ESRCH)
-		rc = hs_error_set(HS_EIO, "cannot detach from process %d: %s", (int)t->pid, strerror(errno));
-	t->attached = 0;
 	return rc;
 }
 

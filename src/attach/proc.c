@@ -4,11 +4,13 @@
  * hostile (a process can rename itself, map files with odd names).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "attach/attach_internal.h"
 #include "util/alloc.h"
@@ -101,6 +103,26 @@ const hs_map *hs_attach__maps_first(const hs_maps *m, const char *path)
 		if (m->v[i].path && !strcmp(m->v[i].path, path) && (!best || m->v[i].start < best->start))
 			best = &m->v[i];
 	return best;
+}
+
+/* The parent of `pid` (/proc/PID/stat), 0 when unknown. */
+int hs_attach__parent_of(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	int ppid;
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return ppid;
 }
 
 int hs_attach__status(hs_proc_status *out, pid_t pid)
