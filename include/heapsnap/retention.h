@@ -203,6 +203,57 @@ HS_EXTERN(int) hs_dominators_chain(uint32_t **out, size_t *count, const hs_domin
 HS_EXTERN(const hs_retained_type *) hs_dominators_types(const hs_dominators *d, size_t *count);
 
 /* ------------------------------------------------------------------ */
+/* freeable: what dropping objects frees, weakref callbacks included   */
+
+/*
+ * The retained size (dominator tree) counts the objects reachable only
+ * through X. Weak-valued owners free more when X dies: an identity map
+ * holding each row's state strongly and the row through a weakref whose
+ * callback removes the state (SQLAlchemy), WeakValueDictionary entries,
+ * weakref.finalize registrations. The freeable size models those callbacks
+ * (src/analysis/freeable.c has the rules): when X's retained set holds the
+ * referent of a live weakref with a callback, the entry the callback
+ * removes (its bound __self__, closure cell or callable instance when that
+ * holds the weakref, else the weakref itself) is released if it has exactly
+ * one holder, and reachability is computed again, until no callback is
+ * left. An entry held twice is never released: freeable is a lower bound
+ * of what dies, and never less than retained.
+ */
+typedef struct hs_freeable hs_freeable;
+
+typedef struct hs_freeable_result {
+	uint64_t retained;    /* dominator figure: bytes reachable only through the set */
+	uint64_t freeable;    /* bytes freed when the set is dropped, weakref callbacks run */
+	uint64_t callbacks;   /* weakref callbacks that would run */
+	uint64_t entries;     /* container entries those callbacks remove */
+	uint32_t rounds;      /* reachability passes (0: freeable == retained, no callback) */
+} hs_freeable_result;
+
+/**
+ * A context for freeable sizes over dominator tree `d` of `s` (both
+ * borrowed, they must outlive it): one pass over the objects finds the
+ * weakrefs with a callback.
+ * @return 0 or a negative hs_error_code; *out belongs to the caller
+ *         (hs_freeable_free).
+ */
+HS_EXTERN(int) hs_freeable_new(hs_freeable **out, const hs_snapshot *s, const hs_dominators *d);
+HS_EXTERN(void) hs_freeable_free(hs_freeable *f);
+
+/** Reachable weakrefs with a callback and a reachable referent: 0 means
+ *  freeable == retained for every object. */
+HS_EXTERN(uint32_t) hs_freeable_callbacks(const hs_freeable *f);
+
+/**
+ * Retained and freeable sizes of dropping the `count` objects `nodes` at
+ * once (duplicates and nested members counted once; unreachable ones add
+ * nothing). Answered from the dominator tree unless a weakref with a
+ * callback points into the retained set; then one BFS per round.
+ * @return 0 or a negative hs_error_code (HS_EINVAL for a node out of range).
+ */
+HS_EXTERN(int) hs_freeable_compute(hs_freeable_result *out, hs_freeable *f,
+                                   const uint32_t *nodes, size_t count);
+
+/* ------------------------------------------------------------------ */
 /* paths                                                               */
 
 typedef struct hs_paths_options {
