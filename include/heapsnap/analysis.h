@@ -52,6 +52,50 @@ typedef struct hs_summary_sites {
 	uint64_t unmatched_blocks; /* tracked blocks holding no object of the snapshot */
 } hs_summary_sites;
 
+/* ------------------------------------------------------------------ */
+/* where the RSS goes (the META `memory` object, formats/snapshot-v1.md) */
+
+#define HS_MEMORY_PARTS 12
+
+/* One share of the RSS. `name` is static: python_objects, garbage,
+ * native_buffers, interpreter, pymalloc_free, native_heap, native_free,
+ * libraries, stacks, other (formats/summary.schema.json). */
+typedef struct hs_memory_part {
+	const char *name;
+	uint64_t bytes;
+} hs_memory_part;
+
+typedef struct hs_memory_breakdown {
+	int available;              /* 0: see `unavailable` */
+	const char *unavailable;    /* static: why there is no breakdown */
+	uint64_t rss;               /* the RSS split: memory.rss (smaps) */
+	size_t part_count;
+	hs_memory_part parts[HS_MEMORY_PARTS]; /* fixed order, `other` last */
+	uint64_t excess;            /* the parts before `other` exceed the RSS by this (other = 0) */
+	uint64_t untouched;         /* allocators' free space never touched (not resident): taken
+	                               off native_free and pymalloc_free (allocator size model) */
+	int split_estimated;        /* no dump.bytes_pymalloc/bytes_malloc: objects' bytes
+	                               in pymalloc vs malloc estimated */
+	uint64_t pymalloc_claimed;  /* objects claim more pymalloc than in use by this */
+	uint64_t malloc_claimed;    /* objects and buffers claim more malloc than in use by this */
+	uint64_t object_bytes;      /* all Python objects (reachable + garbage), native buffers excluded */
+	uint64_t pymalloc_arena_bytes, pymalloc_free_bytes; /* for the explanation */
+	uint64_t thread_stacks;
+	int have_malloc;            /* mallinfo2 figures were there */
+} hs_memory_breakdown;
+
+/**
+ * Split the RSS recorded in the snapshot's META `memory` object between
+ * Python objects (reachable and not), native buffers, the allocators' free
+ * space, mapped files and stacks; `other` is what remains. Reachability is
+ * computed here (hs_reach_compute). A snapshot without `memory` (older hook)
+ * gives available = 0, not an error.
+ * @return 0 or a negative hs_error_code (HS_ENOMEM).
+ */
+HS_EXTERN(int) hs_analysis_memory(hs_memory_breakdown *out, const hs_snapshot *s);
+/** The bytes of the part named `name`, 0 if absent. */
+HS_EXTERN(uint64_t) hs_memory_part_bytes(const hs_memory_breakdown *m, const char *name);
+
 typedef struct hs_summary {
 	hs_group_by by;
 	size_t row_count;
@@ -59,6 +103,7 @@ typedef struct hs_summary {
 	uint64_t total_count;
 	uint64_t total_bytes;
 	hs_summary_sites sites; /* HS_GROUP_SITE only */
+	hs_memory_breakdown memory; /* where the RSS goes (hs_analysis_memory) */
 } hs_summary;
 
 typedef struct hs_summary_options {

@@ -210,6 +210,11 @@ int hs_analysis_summary(hs_summary **out, const hs_snapshot *s, const hs_summary
 	if (!impl)
 		return HS_ENOMEM;
 	impl->pub.by = by;
+	int mrc = hs_analysis_memory(&impl->pub.memory, s);
+	if (mrc < 0) {
+		hs_free(impl);
+		return mrc;
+	}
 	if (by == HS_GROUP_SITE) {
 		int src = summary_by_site(impl, s);
 		if (src < 0) {

@@ -10,6 +10,7 @@
  */
 #include "hook_internal.h"
 #include "stats_internal.h"
+#include "memory.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,22 +225,26 @@ static int class_row(const char *line, long long *blocks)
 	return 1;
 }
 
-int hs_hook__pymalloc_read(hs_pymalloc_figures *out)
+/* What _PyObject_DebugMallocStats prints, in malloc'ed memory (free()), or
+ * NULL. C only: it reads pymalloc's arenas and writes to the FILE. */
+static char *malloc_stats_text(void)
 {
-	out->arenas_allocated = out->arenas_allocated_total = out->arenas_reclaimed = -1;
-	out->arenas_highwater = out->bytes_in_use = out->bytes_available = -1;
-	out->bytes_in_arenas = out->blocks_in_use = -1;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	if (!f)
-		return -1;
+		return NULL;
 	int printed = _PyObject_DebugMallocStats(f);
 	fclose(f);
-	if (!printed || !text) {
+	if (!printed) {
 		free(text);
-		return -1;
+		return NULL;
 	}
+	return text;
+}
+
+static void pymalloc_parse(hs_pymalloc_figures *out, char *text)
+{
 	long long blocks = 0;
 	int rows = 0;
 	for (char *line = text; line && *line;) {
@@ -265,16 +270,35 @@ int hs_hook__pymalloc_read(hs_pymalloc_figures *out)
 		} else if (strncmp(line, "Total", 5) == 0 && out->bytes_in_arenas < 0) {
 			out->bytes_in_arenas = after_equals(line); /* the arenas' total comes first */
 		}
+		if (nl)
+			*nl = '\n'; /* the text is parsed again (memory.c) */
 		line = nl ? nl + 1 : NULL;
 	}
 	if (rows)
 		out->blocks_in_use = blocks;
+}
+
+static void pymalloc_clear(hs_pymalloc_figures *out)
+{
+	out->arenas_allocated = out->arenas_allocated_total = out->arenas_reclaimed = -1;
+	out->arenas_highwater = out->bytes_in_use = out->bytes_available = -1;
+	out->bytes_in_arenas = out->blocks_in_use = -1;
+}
+
+int hs_hook__pymalloc_read(hs_pymalloc_figures *out)
+{
+	pymalloc_clear(out);
+	char *text = malloc_stats_text();
+	if (!text)
+		return -1;
+	pymalloc_parse(out, text);
 	free(text);
 	return 0;
 }
 
-/* pymalloc's own statistics, captured from _PyObject_DebugMallocStats. */
-static void pymalloc_json(hs_json *j)
+/* pymalloc's own statistics, from the text of _PyObject_DebugMallocStats
+ * (NULL: not printed). */
+static void pymalloc_json(hs_json *j, char *text)
 {
 	hs_json_open(j, "pymalloc", '{');
 	PyObject *sys = PyImport_ImportModule("sys");
@@ -286,7 +310,9 @@ static void pymalloc_json(hs_json *j)
 	PyErr_Clear();
 
 	hs_pymalloc_figures pm;
-	if (hs_hook__pymalloc_read(&pm) == 0) {
+	pymalloc_clear(&pm);
+	if (text) {
+		pymalloc_parse(&pm, text);
 		if (pm.arenas_allocated >= 0)
 			hs_json_int(j, "arenas_allocated", pm.arenas_allocated);
 		if (pm.arenas_highwater >= 0)
@@ -491,7 +517,11 @@ int hs_hook__meta_gather(hs_meta *m, hs_json *j, int collect)
 
 	process_json(j);
 	gc_json(j, m->gc_enabled);
-	pymalloc_json(j);
+	char *stats = malloc_stats_text();
+	pymalloc_json(j, stats);
+	/* fork mode (no smaps): the child adds the mappings (memory.h) */
+	hs_hook__memory_json(j, stats, !hs_hook__meta_no_smaps);
+	free(stats);
 
 	hs_json_open(j, "threads", '[');
 	for (size_t i = 0; i < m->nthreads; i++) {

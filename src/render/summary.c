@@ -5,6 +5,7 @@
  */
 #include <string.h>
 #include "render/render_internal.h"
+#include "render/rss_internal.h"
 
 static size_t top_of(const hs_render_options *o, size_t rows)
 {
@@ -52,9 +53,9 @@ static int memory_table(FILE *f, const hs_snapshot *s, const hs_summary *sum)
 		hs_render_count(c, sizeof(c), tc);
 		pct(p, sizeof(p), tb, rss);
 		if (have_rss)
-			snprintf(line, sizeof(line), "%s of RSS: %s objects, sizes as sys.getsizeof reports", p, c);
+			snprintf(line, sizeof(line), "%s of RSS: %s objects", p, c);
 		else
-			snprintf(line, sizeof(line), "%s objects, sizes as sys.getsizeof reports", c);
+			snprintf(line, sizeof(line), "%s objects", c);
 		const char *cells[3] = { "Python objects", h, line };
 		rc = hs_table_row(t, cells);
 	}
@@ -183,9 +184,13 @@ int hs_render_summary_text(FILE *f, const hs_snapshot *s, const hs_summary *sum,
 		snprintf(line + n, sizeof(line) - n, ", %s", when->valuestring);
 	fprintf(f, "%s\n\n", line);
 	HS_TRY(memory_table(f, s, sum));
+	HS_TRY(hs_render__memory_text(f, s, sum));
 	fputc('\n', f);
 	if (sum->by == HS_GROUP_SITE)
 		return site_table(f, sum, opts);
+	if (sum->by == HS_GROUP_MODULE)
+		fprintf(f, "objects by the module that defines their type (what importing a package "
+		           "costs: `heapsnap retained --by package`)\n\n");
 
 	hs_table *t;
 	HS_TRY(hs_table_new(&t, 4));
@@ -294,6 +299,8 @@ int hs_render_summary_json(cJSON **out, const hs_snapshot *s, const hs_summary *
 		ok &= cJSON_AddItemToObject(mem, "pymalloc_allocated_blocks", hs_render__num(v));
 	if (ok && hs_render__meta_u64(s, "pymalloc.bytes_in_arenas", &v))
 		ok &= cJSON_AddItemToObject(mem, "pymalloc_bytes_in_arenas", hs_render__num(v));
+	if (ok)
+		ok &= hs_render__memory_json(mem, s, sum);
 
 	cJSON *total = cJSON_AddObjectToObject(o, "total");
 	ok &= total != NULL;
