@@ -403,64 +403,123 @@ static void pct(char *buf, size_t size, uint64_t part, uint64_t whole)
 		snprintf(buf, size, "%.1f%%", 100.0 * (double)part / (double)whole);
 }
 
+/* The one line that says which figure is which. */
+#define FREEABLE_LEGEND                                                                      \
+	"retained: bytes reachable only through the object (dominator tree); freeable: what "  \
+	"dropping it frees, weakref callbacks run (identity maps, WeakValueDictionary, "        \
+	"finalize: an estimate)"
+
+/* Freeable sizes of the shown rows: objects (`nodes`), or every instance
+ * of each type row as one set. *differs when one differs from retained. */
+static int freeable_rows(uint64_t **out, int *differs, const hs_snapshot *s,
+                         const hs_dominators *d, const uint32_t *nodes,
+                         const hs_retained_type *rows, size_t n)
+{
+	*out = NULL;
+	*differs = 0;
+	hs_freeable *f = NULL;
+	uint64_t *fr = hs_calloc(n ? n : 1, sizeof(uint64_t));
+	if (!fr)
+		return HS_ENOMEM;
+	int rc = hs_freeable_new(&f, s, d);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		hs_freeable_result r;
+		if (nodes) {
+			rc = hs_freeable_compute(&r, f, &nodes[i], 1);
+		} else if (!hs_freeable_callbacks(f)) {
+			r.freeable = r.retained = rows[i].retained; /* no callback: the same set */
+		} else {
+			uint32_t *sel = NULL;
+			size_t ns = 0;
+			rc = hs_retention_select_type(&sel, &ns, s, hs_snapshot_type_get(s, rows[i].type)->name);
+			if (rc == 0)
+				rc = hs_freeable_compute(&r, f, sel, ns);
+			hs_free(sel);
+		}
+		if (rc == 0) {
+			fr[i] = r.freeable;
+			*differs |= r.freeable != r.retained;
+		}
+	}
+	hs_freeable_free(f);
+	if (rc < 0) {
+		hs_free(fr);
+		return rc;
+	}
+	*out = fr;
+	return 0;
+}
+
 int hs_render_retained_text(FILE *f, const hs_snapshot *s, const hs_dominators *d,
                             const hs_reach *r, int by_type, size_t top)
 {
 	const hs_dominators_stats *st = hs_dominators_stats_get(d);
-	char c[32], b[32], u[32], x[32], sz[32];
+	char c[32], b[32], u[32], x[32], sz[32], fb[32];
 	hs_render_count(c, sizeof(c), st->reachable_count);
 	hs_render_size(b, sizeof(b), st->reachable_bytes);
 	hs_render_count(u, sizeof(u), st->unreachable_count);
 	fprintf(f, "%s: %s reachable objects, %s; %s unreachable (garbage)\n", hs_snapshot_path(s), c,
 	        b, u);
-	hs_table *t;
-	int rc = 0;
+	hs_table *t = NULL;
+	uint64_t *fr = NULL;
+	uint32_t *tops = NULL;
+	int differs = 0, rc = 0;
 	if (by_type) {
 		size_t n;
 		const hs_retained_type *rows = hs_dominators_types(d, &n);
-		HS_TRY(hs_table_new(&t, 5));
+		size_t k = top_of(top, n);
+		HS_TRY(freeable_rows(&fr, &differs, s, d, NULL, rows, k));
+		/* the freeable column only where it says something */
+		int fc = differs ? 1 : 0;
+		if ((rc = hs_table_new(&t, 5 + fc)) < 0)
+			goto done;
 		hs_table_column(t, 0, "type", HS_ALIGN_LEFT);
 		hs_table_column(t, 1, "objects", HS_ALIGN_RIGHT);
 		hs_table_column(t, 2, "bytes", HS_ALIGN_RIGHT);
 		hs_table_column(t, 3, "retained", HS_ALIGN_RIGHT);
-		hs_table_column(t, 4, "share", HS_ALIGN_RIGHT);
-		size_t k = top_of(top, n);
+		if (fc)
+			hs_table_column(t, 4, "freeable", HS_ALIGN_RIGHT);
+		hs_table_column(t, 4 + fc, "share", HS_ALIGN_RIGHT);
 		for (size_t i = 0; rc == 0 && i < k; i++) {
 			hs_render_count(c, sizeof(c), rows[i].count);
 			hs_render_size(b, sizeof(b), rows[i].bytes);
 			hs_render_size(u, sizeof(u), rows[i].retained);
+			hs_render_size(fb, sizeof(fb), fr[i]);
 			pct(x, sizeof(x), rows[i].retained, st->reachable_bytes);
-			const char *cells[5] = { hs_snapshot_type_get(s, rows[i].type)->name, c, b, u, x };
+			const char *name = hs_snapshot_type_get(s, rows[i].type)->name;
+			const char *cells[6] = { name, c, b, u, fc ? fb : x, x };
 			rc = hs_table_row(t, cells);
 		}
 		if (rc == 0 && k < n) {
 			char more[64];
 			snprintf(more, sizeof(more), "(%zu more types)", n - k);
-			const char *cells[5] = { more, "", "", "", "" };
+			const char *cells[6] = { more, "", "", "", "", "" };
 			rc = hs_table_row(t, cells);
 		}
 	} else {
-		uint32_t *tops = NULL;
 		size_t n = 0;
 		HS_TRY(hs_dominators_top(&tops, &n, d, HS_NO_NODE, top ? top : SIZE_MAX));
-		int sites = hs_snapshot_has_sites(s);
-		if ((rc = hs_table_new(&t, sites ? 7 : 6)) < 0) {
-			hs_free(tops);
-			return rc;
-		}
-		if (sites)
-			hs_table_column(t, 6, "allocated at", HS_ALIGN_LEFT);
+		if ((rc = freeable_rows(&fr, &differs, s, d, tops, NULL, n)) < 0)
+			goto done;
+		int sites = hs_snapshot_has_sites(s), fc = differs ? 1 : 0;
+		if ((rc = hs_table_new(&t, (sites ? 7 : 6) + fc)) < 0)
+			goto done;
 		hs_table_column(t, 0, "retained", HS_ALIGN_RIGHT);
-		hs_table_column(t, 1, "share", HS_ALIGN_RIGHT);
-		hs_table_column(t, 2, "size", HS_ALIGN_RIGHT);
-		hs_table_column(t, 3, "address", HS_ALIGN_LEFT);
-		hs_table_column(t, 4, "object", HS_ALIGN_LEFT);
-		hs_table_column(t, 5, "path", HS_ALIGN_LEFT);
+		if (fc)
+			hs_table_column(t, 1, "freeable", HS_ALIGN_RIGHT);
+		hs_table_column(t, 1 + fc, "share", HS_ALIGN_RIGHT);
+		hs_table_column(t, 2 + fc, "size", HS_ALIGN_RIGHT);
+		hs_table_column(t, 3 + fc, "address", HS_ALIGN_LEFT);
+		hs_table_column(t, 4 + fc, "object", HS_ALIGN_LEFT);
+		hs_table_column(t, 5 + fc, "path", HS_ALIGN_LEFT);
+		if (sites)
+			hs_table_column(t, 6 + fc, "allocated at", HS_ALIGN_LEFT);
 		const hs_graph *g = hs_snapshot_graph(s);
 		for (size_t i = 0; rc == 0 && i < n; i++) {
 			uint32_t v = tops[i];
 			char obj[160], addr[24];
 			hs_render_size(u, sizeof(u), hs_dominators_retained(d, v));
+			hs_render_size(fb, sizeof(fb), fr[i]);
 			pct(x, sizeof(x), hs_dominators_retained(d, v), st->reachable_bytes);
 			hs_render_size(sz, sizeof(sz), hs_graph_node_size(g, v));
 			hs_render__address(addr, sizeof(addr), g->address[v]);
@@ -472,14 +531,22 @@ int hs_render_retained_text(FILE *f, const hs_snapshot *s, const hs_dominators *
 			}
 			char at[1200];
 			alloc_cell(at, sizeof(at), s, v);
-			const char *cells[7] = { u, x, sz, addr, obj, path, at };
+			const char *all[8] = { u, fb, x, sz, addr, obj, path, at };
+			const char *cells[8];
+			for (int k = 0, j = 0; k < 8; k++)
+				if (fc || k != 1)
+					cells[j++] = all[k];
 			rc = hs_table_row(t, cells);
 			hs_free(path);
 		}
-		hs_free(tops);
 	}
+	if (rc == 0 && differs)
+		fprintf(f, "%s\n", FREEABLE_LEGEND);
 	if (rc == 0)
 		rc = hs_table_print(t, f, 0);
+done:
+	hs_free(tops);
+	hs_free(fr);
 	hs_table_free(t);
 	return rc;
 }
@@ -489,6 +556,9 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 {
 	*out = NULL;
 	const hs_dominators_stats *st = hs_dominators_stats_get(d);
+	uint64_t *fr = NULL;
+	uint32_t *tops = NULL;
+	int differs;
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
 		return hs_render__oom();
@@ -505,9 +575,14 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 	if (by_type) {
 		size_t n;
 		const hs_retained_type *rows = hs_dominators_types(d, &n);
+		size_t k = top_of(top, n);
+		int rc = freeable_rows(&fr, &differs, s, d, NULL, rows, k);
+		if (rc < 0) {
+			cJSON_Delete(o);
+			return rc;
+		}
 		cJSON *arr = ok ? cJSON_AddArrayToObject(o, "types") : NULL;
 		ok &= arr != NULL;
-		size_t k = top_of(top, n);
 		for (size_t i = 0; ok && i < k; i++) {
 			cJSON *row = count_bytes(rows[i].count, rows[i].bytes);
 			ok &= row && cJSON_AddItemToArray(arr, row);
@@ -515,15 +590,19 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 				break;
 			ok &= cJSON_AddStringToObject(row, "name", hs_snapshot_type_get(s, rows[i].type)->name) != NULL;
 			ok &= add(row, "retained", hs_render__num(rows[i].retained));
+			ok &= add(row, "freeable", hs_render__num(fr[i]));
 		}
 		if (ok)
 			ok &= add(o, "types_total", hs_render__num(n));
 	} else {
-		uint32_t *tops = NULL;
 		size_t n = 0;
-		if (ok && hs_dominators_top(&tops, &n, d, HS_NO_NODE, top ? top : SIZE_MAX) < 0) {
+		int rc = hs_dominators_top(&tops, &n, d, HS_NO_NODE, top ? top : SIZE_MAX);
+		if (rc == 0)
+			rc = freeable_rows(&fr, &differs, s, d, tops, NULL, n);
+		if (rc < 0) {
+			hs_free(tops);
 			cJSON_Delete(o);
-			return HS_ENOMEM;
+			return rc;
 		}
 		cJSON *arr = ok ? cJSON_AddArrayToObject(o, "objects") : NULL;
 		ok &= arr != NULL;
@@ -532,6 +611,7 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 			ok &= row && cJSON_AddItemToArray(arr, row);
 			if (!ok)
 				break;
+			ok &= add(row, "freeable", hs_render__num(fr[i]));
 			hs_paths *p = NULL;
 			hs_paths_options po = HS_PATHS_OPTIONS_INIT;
 			po.limit = 1;
@@ -545,8 +625,9 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 				ok &= add(row, "allocated_at", alloc_json(s, tops[i]));
 			hs_paths_free(p);
 		}
-		hs_free(tops);
 	}
+	hs_free(tops);
+	hs_free(fr);
 	if (!ok) {
 		cJSON_Delete(o);
 		return hs_render__oom();
