@@ -141,6 +141,14 @@ static session sess[HS_TK_MAX_SESSIONS];
 static uint64_t tk_samples;
 static uint64_t tk_stuck;       /* layers left in a chain (someone wrapped over us) */
 
+/* Large native blocks count their resident pages (track_resident.c):
+ * blocks of at least tk_res_big bytes from the interposer or reported with
+ * PyTraceMalloc_Track; 0 = off. Refreshed at most every REFRESH_MS. */
+#define REFRESH_MS 200
+static uint64_t tk_res_big;
+static uint32_t tk_res_last;
+static int tk_traced;           /* the Track/Untrack slots are ours (track_traced.c) */
+
 static _Atomic int64_t tk_total;
 static _Atomic int64_t tk_peak_run;
 static _Atomic int64_t tk_snap_next;
@@ -397,23 +405,64 @@ static int64_t basis_bytes(uint64_t size, double wb)
 	return 0;
 }
 
-/* A tracked block is gone. */
+/* A tracked block is gone. A large native block (in the resident table)
+ * was taken whatever the sampler said (weight 1) and counted its resident
+ * bytes; the interposer may have decided by the usable size, which exceeds
+ * the requested one by less than a page. */
 static void forget_locked(const hs_tk_entry *e, uint64_t size)
 {
 	double wn, wb;
 	weight(size, &wn, &wb);
+	double lb = wb;
+	hs_tk_res r;
+	int big = tk_res_big && size + 4096 >= tk_res_big && hs_tk_res_take(e->ptr, &r);
+	if (big) {
+		wn = 1;
+		wb = (double)size;
+		lb = (double)r.charged;
+	}
 	for (int i = 0; i < HS_TK_MAX_SESSIONS; i++) {
 		session *s = &sess[i];
 		if (!s->active || e->gen < s->start_gen || e->stack >= s->capfigs)
 			continue;
 		hs_tk_fig *f = fig_of(s, e->stack);
 		f->l_n -= wn;
-		f->l_b -= wb;
+		f->l_b -= lb;
+		f->r_b -= wb;
 		f->l_samples--;
 	}
-	int64_t d = basis_bytes(size, wb);
+	int64_t d = big ? (int64_t)r.charged : basis_bytes(size, wb);
 	if (d)
 		total_add_locked(-d);
+}
+
+/* Measure the resident bytes of every large native block again; move the
+ * differences into the figures and the running total. Lock held. */
+static void refresh_locked(void)
+{
+	tk_res_last = tick();
+	size_t n;
+	hs_tk_res *r = hs_tk_res_slots(&n);
+	int64_t sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!r[i].ptr)
+			continue;
+		uint64_t now = hs_tk_resident_of(r[i].ptr, r[i].size);
+		if (now == r[i].charged)
+			continue;
+		int64_t d = (int64_t)now - (int64_t)r[i].charged;
+		r[i].charged = now;
+		sum += d;
+		for (int k = 0; k < HS_TK_MAX_SESSIONS; k++) {
+			session *s = &sess[k];
+			if (!s->active || r[i].gen < s->start_gen || r[i].stack >= s->capfigs)
+				continue;
+			hs_tk_fig *f = fig_of(s, r[i].stack);
+			f->l_b += (double)d;
+		}
+	}
+	if (sum)
+		total_add_locked(sum);
 }
 
 static void untrack(const void *p)
@@ -426,7 +475,9 @@ static void untrack(const void *p)
 	hs_tk_unlock();
 }
 
-static void record_locked(uintptr_t p, uint64_t size, uint32_t stack)
+/* `big`: a large native block, counted at its resident bytes (see
+ * track_resident.c); always taken, so its weight is 1. */
+static void record_locked(uintptr_t p, uint64_t size, uint32_t stack, int big)
 {
 	hs_tk_entry old;
 	uint64_t osize;
@@ -442,6 +493,19 @@ static void record_locked(uintptr_t p, uint64_t size, uint32_t stack)
 	int live = hs_tk_live_put(&e, size) == 0;
 	if (!live)
 		hs_tk_t.dropped++;
+	double lb = wb;
+	uint64_t res = 0;
+	if (big && live) {
+		wn = 1;
+		wb = (double)size;
+		res = hs_tk_resident_of(p, size);
+		hs_tk_res r = { p, size, res, stack, sess_gen };
+		if (hs_tk_res_put(&r) < 0) {
+			big = 0; /* no room: counted at its size, as before */
+			res = size;
+		}
+		lb = (double)res;
+	}
 	tk_samples++;
 	for (int i = 0; i < HS_TK_MAX_SESSIONS; i++) {
 		session *s = &sess[i];
@@ -458,17 +522,21 @@ static void record_locked(uintptr_t p, uint64_t size, uint32_t stack)
 		f->a_samples++;
 		if (live) {
 			f->l_n += wn;
-			f->l_b += wb;
+			f->l_b += lb;
+			f->r_b += wb;
 			f->l_samples++;
 		}
 	}
-	int64_t d = live ? basis_bytes(size, wb) : 0;
+	/* a large native block: its resident bytes, whatever the basis (the
+	 * interposer and the Track recorder leave it out of their totals) */
+	int64_t d = !live ? 0 : big ? (int64_t)res : basis_bytes(size, wb);
 	if (d)
 		total_add_locked(d);
 }
 
-/* Record block `p` of `size` bytes allocated by this thread. */
-static void sample(hs_track_thread *t, void *p, uint64_t size, int kind)
+/* Record block `p` of `size` bytes allocated by this thread; `big`: a
+ * large native block (record_locked). */
+static void sample(hs_track_thread *t, void *p, uint64_t size, int kind, int big)
 {
 	if (!tk_exact && t->countdown <= 0) {
 		do
@@ -492,7 +560,9 @@ static void sample(hs_track_thread *t, void *p, uint64_t size, int kind)
 		t->thread_idx = hs_tk_thread_get((unsigned long)pthread_self(), t->tid);
 	uint32_t stack = t->thread_idx == HS_TK_NONE ? HS_TK_NONE
 	                 : hs_tk_stack_intern(kind, t->thread_idx, locs, (unsigned)n, truncated);
-	record_locked((uintptr_t)p, size, stack);
+	record_locked((uintptr_t)p, size, stack, big);
+	if (hs_tk_res_count() && tick() - tk_res_last >= REFRESH_MS)
+		refresh_locked();
 	hs_tk_unlock();
 }
 
@@ -504,7 +574,7 @@ static inline void after_alloc(hs_track_thread *t, void *p, size_t n)
 	if (t->quiet)
 		return;
 	if (tk_exact || n >= (size_t)tk_mean || (t->countdown -= (int64_t)n) <= 0)
-		sample(t, p, n, HS_TK_KIND_PYTHON);
+		sample(t, p, n, HS_TK_KIND_PYTHON, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -828,7 +898,8 @@ static void n_on_alloc(hs_track_thread *t, void *p, size_t n, int mmap)
 		init_thread(t);
 	if (t->quiet || !atomic_load_explicit(&tk_on, memory_order_relaxed))
 		return;
-	sample(t, p, n, mmap ? HS_TK_KIND_MMAP : HS_TK_KIND_NATIVE);
+	sample(t, p, n, (mmap & HS_PRELOAD_MMAP) ? HS_TK_KIND_MMAP : HS_TK_KIND_NATIVE,
+	       (mmap & HS_PRELOAD_BIG) != 0);
 }
 
 static void n_on_free(void *p)
@@ -853,6 +924,60 @@ static const hs_preload_iface *find_preload(void)
 		return NULL;
 	const hs_preload_iface *i = ((hs_preload_interface_fn)sym)();
 	return i && i->version == HS_PRELOAD_IFACE_VERSION ? i : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* blocks reported with PyTraceMalloc_Track (track_traced.c)           */
+
+/* Any thread, with or without the GIL: the lock and the thread's own
+ * frames only. Sampled like an allocation of `size` bytes; in the footprint
+ * basis every block counts in the running total (its size kept for the
+ * Untrack), a large one at its resident bytes (record_locked). */
+void hs_tk__traced_alloc(uintptr_t ptr, size_t size)
+{
+	if (!atomic_load_explicit(&tk_on, memory_order_relaxed) || !ptr)
+		return;
+	hs_track_thread *t = thread_state();
+	if (t->gen != tk_gen)
+		init_thread(t);
+	if (t->busy || t->quiet)
+		return;
+	t->busy = 1;
+	int big = tk_res_big && size >= tk_res_big;
+	if (tk_exact || big || size >= (size_t)tk_mean || (t->countdown -= (int64_t)size) <= 0)
+		sample(t, (void *)ptr, size, HS_TK_KIND_PYTHON, big);
+	if (tk_basis == BASIS_FOOTPRINT) {
+		hs_tk_lock();
+		if (atomic_load_explicit(&tk_on, memory_order_relaxed)) {
+			uint64_t old = 0;
+			int64_t d = 0;
+			if (big) {
+				if (hs_tk_traced_take(ptr, &old))
+					d = -(int64_t)old;
+			} else if (hs_tk_traced_put(ptr, size, &old) == 0) {
+				d = (int64_t)size - (int64_t)old;
+			}
+			if (d)
+				total_add_locked(d);
+		}
+		hs_tk_unlock();
+	}
+	t->busy = 0;
+}
+
+void hs_tk__traced_free(uintptr_t ptr)
+{
+	if (!atomic_load_explicit(&tk_on, memory_order_relaxed) || !ptr)
+		return;
+	if (tk_basis == BASIS_FOOTPRINT) {
+		hs_tk_lock();
+		uint64_t old;
+		if (atomic_load_explicit(&tk_on, memory_order_relaxed) && hs_tk_traced_take(ptr, &old))
+			total_add_locked(-(int64_t)old);
+		hs_tk_unlock();
+	}
+	if (tk_exact || hs_tk_maybe_tracked((void *)ptr))
+		untrack((void *)ptr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -958,9 +1083,11 @@ static int engine_start(int exact, int64_t mean, PyObject *seed, int want_native
 	/* the starting thread draws first: with a seed its sequence is fixed */
 	init_thread(thread_state());
 	tk_native = 0;
+	tk_res_big = exact || mean < 128 * 1024 ? 128 * 1024 : (uint64_t)mean;
+	tk_res_last = 0;
 	if (pi && want_native != 0) {
 		hs_preload_config cfg = { HS_PRELOAD_IFACE_VERSION, tk_gen, exact,
-		                          tk_basis == BASIS_FOOTPRINT, mean };
+		                          tk_basis == BASIS_FOOTPRINT, mean, (int64_t)tk_res_big };
 		if (pi->start(&native_hooks, &cfg) == 0)
 			tk_native = 1;
 	}
@@ -980,12 +1107,21 @@ static int engine_start(int exact, int64_t mean, PyObject *seed, int want_native
 	}
 	tk_exists = 1;
 	atomic_store(&tk_on, 1);
+	/* numpy's buffers: the interposer sees their mallocs, else the reports */
+	tk_traced = 0;
+	if (!tk_native) {
+		hs_tk_traced_start();
+		tk_traced = 1;
+	}
 	return 0;
 }
 
 /* Stop recording and unhook; tables stay until engine_free. GIL held. */
 static void engine_stop(void)
 {
+	if (tk_traced)
+		hs_tk_traced_stop();
+	tk_traced = 0;
 	if (tk_native && iface)
 		iface->stop();
 	hs_tk_lock();
@@ -1006,11 +1142,13 @@ static void engine_free(void)
 	}
 	nsess = 0;
 	hs_tk_tables_release(&codes, &n);
+	hs_tk_traced_release();
+	hs_tk_res_release();
 	hs_tk_capture_reset();
 	tk_exists = 0;
 	hs_tk_unlock();
 	for (uint32_t i = 0; i < n; i++)
-		Py_DECREF(codes[i]);
+		Py_XDECREF(codes[i]);
 	free(codes);
 }
 
@@ -1027,6 +1165,7 @@ typedef struct export {
 	uint32_t *frames;
 	hs_tk_loc *locs; uint32_t nlocs;
 	PyObject **codes; uint32_t ncodes;
+	hs_tk_code *dcodes;  /* per code: the names of a detached entry (codes[i] NULL) */
 	hs_tk_thread *threads; uint32_t nthreads;
 	int64_t peak, final;
 	double seconds;
@@ -1036,12 +1175,19 @@ typedef struct export {
 	int exact, native, seeded, basis;
 	int64_t mean;
 	uint64_t seed;
+	uint64_t res_big, res_blocks;
 } export;
 
 static void export_release(export *x)
 {
-	for (uint32_t i = 0; i < x->ncodes; i++)
+	for (uint32_t i = 0; i < x->ncodes; i++) {
 		Py_XDECREF(x->codes[i]);
+		if (x->dcodes) {
+			free(x->dcodes[i].file);
+			free(x->dcodes[i].name);
+		}
+	}
+	free(x->dcodes);
 	for (uint32_t i = 0; i < x->nthreads; i++)
 		free(x->threads[i].name);
 	free(x->stacks);
@@ -1063,6 +1209,8 @@ static int export_locked(session *s, export *x)
 {
 	memset(x, 0, sizeof(*x));
 	hs_tk_tables *t = &hs_tk_t;
+	if (hs_tk_res_count())
+		refresh_locked();
 	fold_peaks();
 	uint32_t n = 0, nf = 0;
 	for (uint32_t i = 0; i < t->nstacks && i < s->capfigs; i++)
@@ -1074,8 +1222,9 @@ static int export_locked(session *s, export *x)
 	x->frames = malloc((size_t)(nf ? nf : 1) * sizeof(uint32_t));
 	x->locs = malloc((size_t)(t->nlocs ? t->nlocs : 1) * sizeof(hs_tk_loc));
 	x->codes = calloc(t->ncodes ? t->ncodes : 1, sizeof(PyObject *));
+	x->dcodes = calloc(t->ncodes ? t->ncodes : 1, sizeof(hs_tk_code));
 	x->threads = calloc(t->nthreads ? t->nthreads : 1, sizeof(hs_tk_thread));
-	if (!x->stacks || !x->frames || !x->locs || !x->codes || !x->threads) {
+	if (!x->stacks || !x->frames || !x->locs || !x->codes || !x->dcodes || !x->threads) {
 		export_release(x);
 		return -1;
 	}
@@ -1100,7 +1249,12 @@ static int export_locked(session *s, export *x)
 	x->nlocs = t->nlocs;
 	for (uint32_t i = 0; i < t->ncodes; i++) {
 		x->codes[i] = t->codes[i].code;
-		Py_INCREF(x->codes[i]);
+		Py_XINCREF(x->codes[i]);
+		if (!x->codes[i]) {
+			x->dcodes[i].first = t->codes[i].first;
+			x->dcodes[i].file = strdup(t->codes[i].file);
+			x->dcodes[i].name = strdup(t->codes[i].name);
+		}
 	}
 	x->ncodes = t->ncodes;
 	for (uint32_t i = 0; i < t->nthreads; i++) {
@@ -1118,7 +1272,10 @@ static int export_locked(session *s, export *x)
 	x->samples = s->samples;
 	x->dropped = t->dropped - s->dropped0;
 	x->live_entries = t->nlive;
-	x->table_bytes = hs_tk_tables_bytes() + (size_t)s->capfigs * sizeof(hs_tk_fig);
+	x->table_bytes = hs_tk_tables_bytes() + (size_t)s->capfigs * sizeof(hs_tk_fig) + hs_tk_traced_bytes() +
+	                 hs_tk_res_bytes();
+	x->res_big = tk_res_big;
+	x->res_blocks = hs_tk_res_count();
 	x->allstacks = t->nstacks;
 	x->exact = tk_exact;
 	x->native = tk_native;
@@ -1157,12 +1314,23 @@ static PyObject *export_build(const export *x)
 		goto fail;
 	for (uint32_t i = 0; i < x->ncodes; i++) {
 		PyCodeObject *co = (PyCodeObject *)x->codes[i];
+		PyObject *item;
+		if (!co) { /* detached: its names were copied */
+			const hs_tk_code *d = &x->dcodes[i];
+			const char *fn = d->file ? d->file : "", *nm = d->name ? d->name : "";
+			item = Py_BuildValue("(NNi)", PyUnicode_DecodeUTF8(fn, (Py_ssize_t)strlen(fn), "replace"),
+			                     PyUnicode_DecodeUTF8(nm, (Py_ssize_t)strlen(nm), "replace"), d->first);
+			if (!item)
+				goto fail;
+			PyList_SET_ITEM(codes, i, item);
+			continue;
+		}
 #if PY_VERSION_HEX >= 0x030B0000
 		PyObject *qn = co->co_qualname;
 #else
 		PyObject *qn = co->co_name;
 #endif
-		PyObject *item = Py_BuildValue("(OOi)", co->co_filename, qn, co->co_firstlineno);
+		item = Py_BuildValue("(OOi)", co->co_filename, qn, co->co_firstlineno);
 		if (!item)
 			goto fail;
 		PyList_SET_ITEM(codes, i, item);
@@ -1198,9 +1366,10 @@ static PyObject *export_build(const export *x)
 			PyTuple_SET_ITEM(fr, j, v);
 		}
 		const hs_tk_fig *f = &s->fig;
-		PyObject *item = Py_BuildValue("(iIiNINNINNNN)", (int)s->st.kind, s->st.thread, (int)s->st.truncated, fr,
-		                               f->a_samples, dbl_int(f->a_n), dbl_int(f->a_b), f->l_samples,
-		                               dbl_int(f->l_n), dbl_int(f->l_b), dbl_int(f->p_n), dbl_int(f->p_b));
+		PyObject *item = Py_BuildValue("(iIiNINNINNNNN)", (int)s->st.kind, s->st.thread, (int)s->st.truncated,
+		                               fr, f->a_samples, dbl_int(f->a_n), dbl_int(f->a_b), f->l_samples,
+		                               dbl_int(f->l_n), dbl_int(f->l_b), dbl_int(f->p_n), dbl_int(f->p_b),
+		                               dbl_int(f->r_b));
 		if (!item)
 			goto fail;
 		PyList_SET_ITEM(stacks, i, item);
@@ -1218,7 +1387,9 @@ static PyObject *export_build(const export *x)
 	    put(tot, "live_entries", PyLong_FromUnsignedLongLong(x->live_entries)) < 0 ||
 	    put(tot, "stacks", PyLong_FromUnsignedLong(x->allstacks)) < 0 ||
 	    put(tot, "tracker_bytes", PyLong_FromSize_t(x->table_bytes)) < 0 ||
-	    put(tot, "stuck_layers", PyLong_FromUnsignedLongLong(tk_stuck)) < 0)
+	    put(tot, "stuck_layers", PyLong_FromUnsignedLongLong(tk_stuck)) < 0 ||
+	    put(tot, "resident_threshold", PyLong_FromUnsignedLongLong(x->res_big)) < 0 ||
+	    put(tot, "resident_blocks", PyLong_FromUnsignedLongLong(x->res_blocks)) < 0)
 		goto fail;
 	if (put(res, "codes", codes) < 0 || put(res, "locs", locs) < 0 || put(res, "threads", threads) < 0 ||
 	    put(res, "stacks", stacks) < 0 || put(res, "totals", tot) < 0) {
@@ -1430,11 +1601,14 @@ static PyObject *py_status(PyObject *self, PyObject *args)
 	(void)self;
 	(void)args;
 	const hs_preload_iface *pi = find_preload();
-	return Py_BuildValue("{s:O,s:i,s:O,s:L,s:O,s:O,s:K}", "active",
+	uint64_t patched = 0, foreign = 0;
+	hs_tk_traced_stats(&patched, &foreign);
+	return Py_BuildValue("{s:O,s:i,s:O,s:L,s:O,s:O,s:K,s:K,s:K}", "active",
 	                     tk_exists && atomic_load(&tk_on) ? Py_True : Py_False, "sessions", nsess, "exact",
 	                     tk_exact ? Py_True : Py_False, "sample_bytes", (long long)tk_mean, "native",
 	                     tk_native ? Py_True : Py_False, "native_available", pi ? Py_True : Py_False,
-	                     "stuck_layers", (unsigned long long)tk_stuck);
+	                     "stuck_layers", (unsigned long long)tk_stuck, "traced_slots",
+	                     (unsigned long long)patched, "traced_foreign_slots", (unsigned long long)foreign);
 }
 
 /* Profile function installed with threading.setprofile while tracking: a new
@@ -1478,6 +1652,9 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *args)
 		Py_RETURN_NONE;
 	/* atfork_child disabled every layer; unhook and drop the copies. */
 	uninstall_layers();
+	if (tk_traced)
+		hs_tk_traced_stop();
+	tk_traced = 0;
 	tk_native = 0;
 	engine_free();
 	tk_forked = 0;
@@ -1505,7 +1682,7 @@ static PyObject *py_bench(PyObject *self, PyObject *args)
 	double t0 = now_s();
 	for (long i = 0; i < n; i++) {
 		t->countdown = 1;
-		sample(t, base + 1, 64, HS_TK_KIND_PYTHON);
+		sample(t, base + 1, 64, HS_TK_KIND_PYTHON, 0);
 	}
 	double t1 = now_s();
 	untrack(base + 1);

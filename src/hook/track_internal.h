@@ -47,7 +47,11 @@ void hs_tk_unlock(void);
 /* Tables (track_sites.c). All calls with the lock held.               */
 
 typedef struct hs_tk_code {
-	PyObject *code; /* strong reference, dropped by hs_tk_tables_release */
+	PyObject *code; /* strong reference, dropped by hs_tk_tables_release;
+	                 * NULL: a detached entry (hs_tk_code_detached) */
+	const void *key; /* detached: the object's address when copied */
+	char *file, *name; /* detached: UTF-8 copies (libc) */
+	int first;       /* detached: co_firstlineno */
 } hs_tk_code;
 
 typedef struct hs_tk_loc {
@@ -89,6 +93,8 @@ typedef struct hs_tk_fig {
 	uint32_t l_samples;
 	uint32_t snap;     /* epoch p_* belongs to (lazy copy, see track.c) */
 	uint32_t pad;
+	double r_b;        /* live now, reserved: large native blocks at their size
+	                    * (l_b counts their resident pages, track_resident.c) */
 } hs_tk_fig;
 
 typedef struct hs_tk_tables {
@@ -116,6 +122,9 @@ size_t hs_tk_tables_bytes(void);
 /* Interning. Each returns an index or HS_TK_NONE (no memory). */
 uint32_t hs_tk_code_intern(PyObject *code);
 uint32_t hs_tk_code_find(PyObject *code); /* lookup only: no reference taken */
+/* Without the GIL: the entry of a code object by copied names (see track_sites.c). */
+uint32_t hs_tk_code_detached(const void *key, int first, const char *file, size_t flen, const char *name,
+                             size_t nlen);
 uint32_t hs_tk_loc_intern(uint32_t code, int line);
 uint32_t hs_tk_stack_intern(int kind, uint32_t thread, const uint32_t *locs, unsigned n, int truncated);
 uint32_t hs_tk_thread_get(unsigned long ident, long tid);
@@ -154,13 +163,51 @@ static inline int hs_tk_maybe_tracked(const void *p)
  * Fill `locs` (innermost first, at most HS_TK_MAX_FRAMES) with interned
  * locations of the current thread's Python frames. Called with the lock
  * held. Returns the number of frames; *truncated is set when the stack is
- * deeper. Returns -1 when the thread has no Python thread state, or when it
- * does not hold the GIL and a frame's code object was never interned.
+ * deeper. Returns -1 when the thread has no Python thread state. Without
+ * the GIL the thread's own frames are read too (see track_stack.c).
  */
 int hs_tk_capture(uint32_t *locs, int *truncated);
 /* The frame cache maps (code, instruction) to a location; cleared when the
  * tables are (its entries name interned code objects). */
 void hs_tk_capture_reset(void);
+/* ------------------------------------------------------------------ */
+/* Blocks reported with PyTraceMalloc_Track (track_traced.c)           */
+
+/* Point the Track/Untrack GOT slots of loaded extension modules (and of
+ * those loaded later) at the recorder. GIL held. Returns the slots patched. */
+int hs_tk_traced_start(void);
+/* Restore the slots. GIL held. */
+void hs_tk_traced_stop(void);
+void hs_tk_traced_stats(uint64_t *patched, uint64_t *foreign);
+/* The recorder (track.c): a reported block, from any thread, GIL or not. */
+void hs_tk__traced_alloc(uintptr_t ptr, size_t size);
+void hs_tk__traced_free(uintptr_t ptr);
+/* Sizes of reported blocks (lock held). put: 0 or -1 (no memory), *old the
+ * size of a block at the same address not untracked (0 none). take: 1 found. */
+int hs_tk_traced_put(uintptr_t p, uint64_t size, uint64_t *old);
+int hs_tk_traced_take(uintptr_t p, uint64_t *size);
+void hs_tk_traced_release(void);
+size_t hs_tk_traced_bytes(void);
+
+/* ------------------------------------------------------------------ */
+/* Resident bytes of large native blocks (track_resident.c)            */
+
+/* Bytes of [p, p + size) on resident pages (mincore). */
+uint64_t hs_tk_resident_of(uintptr_t p, uint64_t size);
+typedef struct hs_tk_res {
+	uintptr_t ptr;      /* 0 = empty slot */
+	uint64_t size;
+	uint64_t charged;   /* resident bytes counted now (figures and total) */
+	uint32_t stack, gen;
+} hs_tk_res;
+/* The table of such blocks (lock held). put: 0 or -1; take: 1 found. */
+int hs_tk_res_put(const hs_tk_res *r);
+int hs_tk_res_take(uintptr_t p, hs_tk_res *out);
+size_t hs_tk_res_count(void);
+hs_tk_res *hs_tk_res_slots(size_t *nslots); /* for the refresh: ptr 0 = empty */
+void hs_tk_res_release(void);
+size_t hs_tk_res_bytes(void);
+
 /* This thread's Python thread state if it holds the GIL, else NULL. */
 PyThreadState *hs_tk_gil_tstate(void);
 

@@ -117,6 +117,10 @@ void hs_tk_tables_release(PyObject ***codes, uint32_t *ncodes)
 	*ncodes = n;
 	for (uint32_t i = 0; i < hs_tk_t.nthreads; i++)
 		free(hs_tk_t.threads[i].name);
+	for (uint32_t i = 0; i < hs_tk_t.ncodes; i++) {
+		free(hs_tk_t.codes[i].file);
+		free(hs_tk_t.codes[i].name);
+	}
 	free(hs_tk_t.codes);
 	free(hs_tk_t.code_slots);
 	free(hs_tk_t.locs);
@@ -159,6 +163,7 @@ uint32_t hs_tk_code_intern(PyObject *code)
 	if (grow((void **)&t->codes, &t->capcodes, sizeof(hs_tk_code), t->ncodes + 1) < 0)
 		return HS_TK_NONE;
 	uint32_t i = t->ncodes++;
+	memset(&t->codes[i], 0, sizeof(t->codes[i]));
 	t->codes[i].code = code;
 	Py_INCREF(code); /* the GIL is held: hs_tk_capture reads frames only then */
 	if ((t->ncodes + 1) * 2 > t->code_mask + 1) {
@@ -419,4 +424,51 @@ int hs_tk_live_put(const hs_tk_entry *e, uint64_t size)
 	t->nlive++;
 	filter_add(e->ptr);
 	return 0;
+}
+
+/*
+ * Detached code entries: a code object met without the GIL (a thread in C
+ * with the GIL released: torch's CPU allocator, numpy's loops) that was
+ * never interned. No reference can be taken then (refcounts belong to the
+ * GIL's holder), so its names are copied instead; the object is alive
+ * while we look (the thread's own frame holds it), but its address may be
+ * reused once it dies, so an entry matches by its contents (first line,
+ * file and name), never by the address alone: a match names the same
+ * function whatever object it was. Entries hold no reference and are
+ * never in code_slots.
+ */
+uint32_t hs_tk_code_detached(const void *key, int first, const char *file, size_t flen, const char *name,
+                             size_t nlen)
+{
+	hs_tk_tables *t = &hs_tk_t;
+	for (uint32_t i = t->ncodes; i-- > 0;) {
+		const hs_tk_code *c = &t->codes[i];
+		if (c->code || c->key != key || c->first != first)
+			continue;
+		if (strlen(c->file) == flen && !memcmp(c->file, file, flen) && strlen(c->name) == nlen &&
+		    !memcmp(c->name, name, nlen))
+			return i;
+	}
+	if (grow((void **)&t->codes, &t->capcodes, sizeof(hs_tk_code), t->ncodes + 1) < 0)
+		return HS_TK_NONE;
+	char *f = malloc(flen + 1), *n = malloc(nlen + 1);
+	if (!f || !n) {
+		free(f);
+		free(n);
+		return HS_TK_NONE;
+	}
+	memcpy(f, file, flen);
+	f[flen] = 0;
+	memcpy(n, name, nlen);
+	n[nlen] = 0;
+	uint32_t i = t->ncodes++;
+	hs_tk_code *c = &t->codes[i];
+	c->code = NULL;
+	c->key = key;
+	c->file = f;
+	c->name = n;
+	c->first = first;
+	/* code_slots stay as they are: rehash (on a later intern) hashes a NULL
+	 * code for this entry, which no lookup ever compares equal to */
+	return i;
 }

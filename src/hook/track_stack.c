@@ -17,9 +17,16 @@
  * name code objects the code table holds a reference to, so an address in
  * the cache cannot be reused by another code object while tracking.
  *
- * The GIL: frames are read only when this thread holds it (3.8-3.11: the
- * runtime's current tstate is this thread's GILState tstate; 3.12+: this
- * thread's attached tstate is non-NULL).
+ * The GIL: with it (3.8-3.11: the runtime's current tstate is this
+ * thread's GILState tstate; 3.12+: this thread's attached tstate is
+ * non-NULL) code objects are interned. Without it (a thread that released
+ * the GIL around C work: torch's CPU allocator, numpy's loops, BLAS) the
+ * thread's own frames are still read, read-only: nobody else changes the
+ * frames of a thread while it runs C code (the frame chain of a tstate is
+ * only pushed and popped by its own thread, and its frames and their code
+ * objects stay alive until the thread returns into them), so the stack is
+ * that thread's current Python line. No reference is taken then: a code
+ * object never interned is copied by name (detached entries).
  */
 #define Py_BUILD_CORE_MODULE 1
 #include "track_internal.h"
@@ -59,10 +66,72 @@ PyThreadState *hs_tk_gil_tstate(void)
 #endif
 }
 
+/* UTF-8 of str `s` into buf (at most cap - 1 bytes, cut at a character),
+ * reading the string's own storage: no allocation, no Python call, so it is
+ * safe without the GIL on a string kept alive by a live frame's code
+ * object (strings are immutable; code objects' names are compact). */
+static size_t utf8_of(PyObject *s, char *buf, size_t cap)
+{
+	size_t n = 0;
+	if (!s || !PyUnicode_Check(s) || !PyUnicode_IS_COMPACT(s))
+		return 0;
+	Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+	int kind = PyUnicode_KIND(s);
+	const void *data = PyUnicode_DATA(s);
+	for (Py_ssize_t i = 0; i < len; i++) {
+		Py_UCS4 c = PyUnicode_READ(kind, data, i);
+		char u[4];
+		size_t k;
+		if (c < 0x80) {
+			u[0] = (char)c;
+			k = 1;
+		} else if (c < 0x800) {
+			u[0] = (char)(0xC0 | (c >> 6));
+			u[1] = (char)(0x80 | (c & 0x3F));
+			k = 2;
+		} else if (c < 0x10000) {
+			if (c >= 0xD800 && c < 0xE000)
+				c = 0xFFFD; /* a lone surrogate: the replacement character */
+			u[0] = (char)(0xE0 | (c >> 12));
+			u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+			u[2] = (char)(0x80 | (c & 0x3F));
+			k = 3;
+		} else {
+			u[0] = (char)(0xF0 | (c >> 18));
+			u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+			u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+			u[3] = (char)(0x80 | (c & 0x3F));
+			k = 4;
+		}
+		if (n + k >= cap)
+			break;
+		memcpy(buf + n, u, k);
+		n += k;
+	}
+	return n;
+}
+
+/* Without the GIL: the detached entry of `co` (its names copied). */
+static uint32_t detach(PyCodeObject *co)
+{
+	char file[1024], name[256];
+#if PY_VERSION_HEX >= 0x030B0000
+	PyObject *qn = co->co_qualname;
+#else
+	PyObject *qn = co->co_name;
+#endif
+	size_t fl = utf8_of(co->co_filename, file, sizeof(file));
+	size_t nl = utf8_of(qn, name, sizeof(name));
+	return hs_tk_code_detached(co, co->co_firstlineno, file, fl, name, nl);
+}
+
 /* Location of instruction `off` (code units, or bytes in 3.8/3.9: the cache
- * only needs a key) of `co`; HS_TK_NONE when out of memory or, without the
- * GIL (`gil` 0), when the code object is not interned yet (interning takes a
- * reference, which needs the GIL). */
+ * only needs a key) of `co`; HS_TK_NONE when out of memory. With the GIL
+ * (`gil` 1) the code object is interned (a reference taken); without it, a
+ * code object interned before is found, and one never interned gets a
+ * detached entry (its names copied, see track_sites.c). The cache holds
+ * interned code objects only: their addresses cannot be reused while
+ * tracking, a detached one's can. */
 static uint32_t locate(PyCodeObject *co, int off, int addr, int gil)
 {
 	uintptr_t h = ((uintptr_t)co >> 4) * 0x9E3779B97F4A7C15ULL + (uintptr_t)(uint32_t)off * 0x85EBCA6BU;
@@ -70,11 +139,16 @@ static uint32_t locate(PyCodeObject *co, int off, int addr, int gil)
 	if (c->code == co && c->off == off)
 		return c->loc;
 	uint32_t ci = gil ? hs_tk_code_intern((PyObject *)co) : hs_tk_code_find((PyObject *)co);
+	int detached = 0;
+	if (ci == HS_TK_NONE && !gil) {
+		ci = detach(co);
+		detached = 1;
+	}
 	if (ci == HS_TK_NONE)
 		return HS_TK_NONE;
 	int line = addr < 0 ? co->co_firstlineno : PyCode_Addr2Line(co, addr);
 	uint32_t loc = hs_tk_loc_intern(ci, line);
-	if (loc != HS_TK_NONE) {
+	if (loc != HS_TK_NONE && !detached) {
 		c->code = co;
 		c->off = off;
 		c->loc = loc;
@@ -114,8 +188,6 @@ int hs_tk_capture(uint32_t *locs, int *truncated)
 		uint32_t loc = locate(co, off, addr, gil);
 		if (loc != HS_TK_NONE)
 			locs[n++] = loc;
-		else if (!gil)
-			return -1;
 	}
 #else
 #if PY_VERSION_HEX >= 0x030D0000
@@ -148,8 +220,6 @@ int hs_tk_capture(uint32_t *locs, int *truncated)
 		uint32_t loc = locate(co, off, off < 0 ? -1 : off * (int)sizeof(_Py_CODEUNIT), gil);
 		if (loc != HS_TK_NONE)
 			locs[n++] = loc;
-		else if (!gil)
-			return -1;
 	}
 #endif
 	return n;

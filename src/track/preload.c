@@ -22,7 +22,11 @@
  *   - frees call on_free before the real free (the address may be reused
  *     by another thread right after);
  *   - with the footprint basis, usable sizes (malloc_usable_size) and mapped
- *     lengths go to the running total (on_total).
+ *     lengths go to the running total (on_total), except for large blocks
+ *     (usable size or length at least cfg.big): those are always passed to
+ *     on_alloc flagged HS_PRELOAD_BIG, and the hook counts their resident
+ *     pages instead (hook/track_resident.c); their frees stay out of
+ *     on_total too, decided by the same usable size or mapped length.
  *
  * Bootstrapping: dlsym may call calloc/malloc before the real functions are
  * known; those requests are served from a static buffer whose blocks are
@@ -180,13 +184,16 @@ static int region_add(uintptr_t a, size_t len)
 }
 
 /* Length of the counted region starting at `a` unmapped by munmap(a, len)
- * (the rest, if any, stays counted from a + len); 0 if none. */
-static size_t region_unmap(uintptr_t a, size_t len)
+ * (the rest, if any, stays counted from a + len); 0 if none. *whole: the
+ * region's length before. */
+static size_t region_unmap(uintptr_t a, size_t len, size_t *whole)
 {
 	size_t got = 0, rest = 0;
+	*whole = 0;
 	rlock();
 	for (size_t i = 0, j = (a >> 12) % REGIONS; i < REGIONS && regions[j].addr; i++, j = (j + 1) % REGIONS) {
 		if (regions[j].addr == a) {
+			*whole = regions[j].len;
 			got = regions[j].len < len ? regions[j].len : len;
 			rest = regions[j].len - got;
 			regions[j].addr = 1; /* tombstone */
@@ -208,21 +215,29 @@ static void atfork_child(void)
 
 /* ---- recording ---- */
 
+static inline int is_big(size_t usable)
+{
+	return cfg.big > 0 && (int64_t)usable >= cfg.big;
+}
+
 static inline void after_alloc(hs_track_thread *t, void *p, size_t n, int mmap)
 {
 	if (t->gen != cfg.gen)
 		hooks.init_thread(t);
+	size_t usable = mmap ? n : malloc_usable_size(p);
+	int big = is_big(usable);
 	/* the sample first: a high-water mark reached by this block includes it */
-	if (!t->quiet && (cfg.exact || (int64_t)n >= cfg.mean || (t->countdown -= (int64_t)n) <= 0))
-		hooks.on_alloc(t, p, n, mmap);
-	if (cfg.count_total)
-		hooks.on_total((int64_t)(mmap ? n : malloc_usable_size(p)));
+	if (!t->quiet && (cfg.exact || big || (int64_t)n >= cfg.mean || (t->countdown -= (int64_t)n) <= 0))
+		hooks.on_alloc(t, p, n, (mmap ? HS_PRELOAD_MMAP : 0) | (big ? HS_PRELOAD_BIG : 0));
+	if (cfg.count_total && !big)
+		hooks.on_total((int64_t)usable);
 }
 
 static inline void before_free(void *p)
 {
-	if (cfg.count_total)
-		hooks.on_total(-(int64_t)malloc_usable_size(p));
+	size_t usable = malloc_usable_size(p);
+	if (cfg.count_total && !is_big(usable))
+		hooks.on_total(-(int64_t)usable);
 	hooks.on_free(p);
 }
 
@@ -303,18 +318,23 @@ static void *realloc_common(void *p, size_t n, size_t m, int array)
 	hs_track_thread *t = &tls;
 	t->busy = 1;
 	size_t old = p ? malloc_usable_size(p) : 0;
+	/* a large old block leaves the total through on_free (the hook) */
+	int64_t old_counted = is_big(old) ? 0 : (int64_t)old;
 	if (p)
 		hooks.on_free(p); /* before: the address may be reused once realloc returns */
 	void *q = array ? real_reallocarray(p, n, m) : real_realloc(p, n);
 	if (q) {
 		if (t->gen != cfg.gen)
 			hooks.init_thread(t);
-		if (!t->quiet && (cfg.exact || (int64_t)bytes >= cfg.mean || (t->countdown -= (int64_t)bytes) <= 0))
-			hooks.on_alloc(t, q, bytes, 0);
+		size_t usable = malloc_usable_size(q);
+		int big = is_big(usable);
+		if (!t->quiet && (cfg.exact || big || (int64_t)bytes >= cfg.mean ||
+		                  (t->countdown -= (int64_t)bytes) <= 0))
+			hooks.on_alloc(t, q, bytes, big ? HS_PRELOAD_BIG : 0);
 		if (cfg.count_total)
-			hooks.on_total((int64_t)malloc_usable_size(q) - (int64_t)old);
+			hooks.on_total((big ? 0 : (int64_t)usable) - old_counted);
 	} else if (p && bytes == 0 && cfg.count_total) {
-		hooks.on_total(-(int64_t)old); /* realloc(p, 0) freed p */
+		hooks.on_total(-old_counted); /* realloc(p, 0) freed p */
 	}
 	t->busy = 0;
 	return q;
@@ -418,10 +438,11 @@ EXPORT int munmap(void *addr, size_t len)
 		return real_munmap(addr, len);
 	hs_track_thread *t = &tls;
 	t->busy = 1;
-	size_t got = region_unmap((uintptr_t)addr, len);
+	size_t whole;
+	size_t got = region_unmap((uintptr_t)addr, len, &whole);
 	if (got) {
 		hooks.on_free(addr);
-		if (cfg.count_total)
+		if (cfg.count_total && !is_big(whole))
 			hooks.on_total(-(int64_t)got);
 	}
 	int rc = real_munmap(addr, len);

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_PRELOAD_IFACE_VERSION 1
+#define HS_PRELOAD_IFACE_VERSION 2
 #define HS_PRELOAD_SYMBOL "hs_preload_interface"
 
 /* Per-thread tracker state. Lives in the interposer's static TLS when the
@@ -43,9 +43,13 @@ typedef struct hs_preload_hooks {
 	/* Prepare `t` for the current generation (seed, countdown). */
 	void (*init_thread)(hs_track_thread *t);
 	/* A native block to record: `t->countdown` went <= 0 (redraw it), the
-	 * block is at least the mean, or the tracker is exact. `mmap` tells a
-	 * mapping from a malloc-family block. Called with t->busy set. */
-	void (*on_alloc)(hs_track_thread *t, void *ptr, size_t size, int mmap);
+	 * block is at least the mean, the tracker is exact, or the block is
+	 * large (HS_PRELOAD_BIG). `flags`: HS_PRELOAD_MMAP a mapping rather than
+	 * a malloc-family block; HS_PRELOAD_BIG its usable size (mapped length)
+	 * is at least cfg.big: the hook counts its resident bytes in the total,
+	 * the interposer leaves it out of on_total (at the free too). Called
+	 * with t->busy set. */
+	void (*on_alloc)(hs_track_thread *t, void *ptr, size_t size, int flags);
 	/* A native block is about to be freed (before the real free): forget it
 	 * if it is tracked. Called with the calling thread's busy set. */
 	void (*on_free)(void *ptr);
@@ -53,12 +57,15 @@ typedef struct hs_preload_hooks {
 	void (*on_total)(int64_t delta);
 } hs_preload_hooks;
 
+enum { HS_PRELOAD_MMAP = 1, HS_PRELOAD_BIG = 2 };
+
 typedef struct hs_preload_config {
 	unsigned version;
 	uint32_t gen;        /* the tracker generation: init_thread when it differs */
 	int exact;           /* every block is recorded */
 	int count_total;     /* report usable sizes through on_total */
 	int64_t mean;        /* sampling: mean bytes between samples */
+	int64_t big;         /* blocks of at least this usable size: see on_alloc (0 none) */
 } hs_preload_config;
 
 typedef struct hs_preload_stats {

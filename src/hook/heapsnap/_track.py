@@ -38,10 +38,23 @@ sampled mode with the default allocators, Python's heap footprint (blocks
 from malloc at their usable size plus pymalloc arenas, and native blocks
 under the LD_PRELOAD interposer), counted at every allocator call.
 
+Blocks that C extensions report to tracing tools (PyTraceMalloc_Track:
+numpy's data buffers) are seen without anything else: the reports of
+extension modules loaded before or during tracking reach the tracker (and
+still tracemalloc, when it runs too).
+
 Native memory: under LD_PRELOAD=libheapsnap_preload.so (what `heapsnap
 record --native` does), malloc/calloc/realloc/memalign/mmap of C extensions
-are sampled too; a block allocated while the thread holds the GIL is charged
-to the current Python line, else to "native, thread NAME".
+are sampled too. A block allocated by a thread that runs Python is charged
+to its current Python line, with the GIL held or released (torch's CPU
+allocator, numpy's loops); one from a thread without Python (a BLAS or
+OpenMP worker) to "native, thread NAME".
+
+Resident, not reserved: large native blocks (128 KiB or more, or the
+sampling mean when larger) count their resident pages in live_bytes and
+peak_bytes (measured with mincore when recorded and refreshed while
+tracking), so a mapping reserved but untouched (np.zeros, BLAS buffers,
+thread stacks) adds what RSS adds; reserved_bytes counts them at their size.
 
 Nesting: track() blocks may nest (or overlap from several threads, at most
 8 at once). The first sets the tracker's mode; a nested block joins the
@@ -75,8 +88,10 @@ FIELDS = ("file", "line", "function", "source", "allocated_bytes", "allocations"
 
 
 class LineStat(object):
-    """One row of Tracker.lines(): a source line and its figures (bytes)."""
-    __slots__ = FIELDS + ("total_allocations", "threads")
+    """One row of Tracker.lines(): a source line and its figures (bytes).
+    reserved_bytes: live_bytes with large native blocks at their size rather
+    than their resident pages (equal to live_bytes when there are none)."""
+    __slots__ = FIELDS + ("total_allocations", "threads", "reserved_bytes")
 
     def __init__(self, file, line, function):
         self.file = file
@@ -86,6 +101,7 @@ class LineStat(object):
         self.allocated_bytes = self.allocations = self.live_bytes = self.peak_bytes = 0
         self.total_allocated_bytes = self.total_live_bytes = self.total_peak_bytes = 0
         self.total_allocations = 0
+        self.reserved_bytes = 0
         self.threads = set()
 
     def as_dict(self):
@@ -256,14 +272,16 @@ class Tracker(object):
         samples, dropped_samples, tracker_bytes..."""
         d = self._data()
         tot = dict(d["totals"])
-        alloc_b = alloc_n = live_b = peak_b = 0
+        alloc_b = alloc_n = live_b = peak_b = res_b = 0
         for st in d["stacks"]:
             alloc_n += st[5]
             alloc_b += st[6]
             live_b += st[9]
             peak_b += st[11]
+            res_b += st[12] if len(st) > 12 else st[9]
         tot.update(allocated_bytes=alloc_b, allocations=alloc_n, live_bytes=live_b,
-                   peak_live_bytes=peak_b, estimated=not tot.get("exact", False))
+                   peak_live_bytes=peak_b, reserved_bytes=res_b,
+                   estimated=not tot.get("exact", False))
         return tot
 
     @property
@@ -305,7 +323,9 @@ class Tracker(object):
             return r
 
         stacks_out = []
-        for kind, tidx, trunc, frames, a_s, a_n, a_b, l_s, l_n, l_b, p_n, p_b in d["stacks"]:
+        for st in d["stacks"]:
+            kind, tidx, trunc, frames, a_s, a_n, a_b, l_s, l_n, l_b, p_n, p_b = st[:12]
+            v_b = st[12] if len(st) > 12 else l_b
             tname = tnames[tidx] if tidx < len(tnames) else "?"
             if not frames:
                 if kind in (KIND_NATIVE, KIND_MMAP):
@@ -340,6 +360,7 @@ class Tracker(object):
             r.allocated_bytes += a_b
             r.allocations += a_n
             r.live_bytes += l_b
+            r.reserved_bytes += v_b
             r.peak_bytes += p_b
             r.threads.add(tname)
             for kk in set(chain):
@@ -421,21 +442,35 @@ class Tracker(object):
                        tot.get("peak_basis", "?"), _fmt_bytes(tot["live_bytes"]),
                        _fmt_bytes(tot["allocated_bytes"]), tot["allocations"],
                        ", native" if tot.get("native") else ""))
+        # live and peak count resident pages of large native blocks; the
+        # reserved column shows their size when that differs anywhere
+        reserved = any(r.reserved_bytes != r.live_bytes for r in rows)
         head = ("live", "peak", "allocated", "allocs", "incl.live", "incl.peak", "line",
                 "function", "source")
+        nnum = 6
+        if reserved:
+            head = ("live", "reserved") + head[1:]
+            nnum = 7
         table = [head]
         for r in rows:
-            table.append((_fmt_bytes(r.live_bytes), _fmt_bytes(r.peak_bytes),
-                          _fmt_bytes(r.allocated_bytes), str(r.allocations),
-                          _fmt_bytes(r.total_live_bytes), _fmt_bytes(r.total_peak_bytes),
-                          "%s:%d" % (r.file, r.line), r.function, r.source[:60]))
+            cells = [_fmt_bytes(r.live_bytes), _fmt_bytes(r.peak_bytes),
+                     _fmt_bytes(r.allocated_bytes), str(r.allocations),
+                     _fmt_bytes(r.total_live_bytes), _fmt_bytes(r.total_peak_bytes),
+                     "%s:%d" % (r.file, r.line), r.function, r.source[:60]]
+            if reserved:
+                cells.insert(1, _fmt_bytes(r.reserved_bytes))
+            table.append(tuple(cells))
         widths = [max(len(t[i]) for t in table) for i in range(len(head))]
         for t in table:
-            cells = [t[i].rjust(widths[i]) if i < 6 else t[i].ljust(widths[i])
+            cells = [t[i].rjust(widths[i]) if i < nnum else t[i].ljust(widths[i])
                      for i in range(len(head))]
             file.write("  ".join(cells).rstrip() + "\n")
         if len(table) == 1:
             file.write("(no allocation recorded)\n")
+        elif reserved:
+            file.write("live and peak count the resident pages of large native blocks (%s or "
+                       "more); reserved counts them at their size\n"
+                       % _fmt_bytes(tot.get("resident_threshold", 0)))
         file.flush()
 
 
