@@ -145,6 +145,7 @@ static uint64_t tk_stuck;       /* layers left in a chain (someone wrapped over 
  * blocks of at least tk_res_big bytes from the interposer or reported with
  * PyTraceMalloc_Track; 0 = off. Refreshed at most every REFRESH_MS. */
 #define REFRESH_MS 200
+#define FREE_REFRESH_MAX 256
 static uint64_t tk_res_big;
 static uint32_t tk_res_last;
 static int tk_traced;           /* the Track/Untrack slots are ours (track_traced.c) */
@@ -405,6 +406,8 @@ static int64_t basis_bytes(uint64_t size, double wb)
 	return 0;
 }
 
+static void refresh_locked(void);
+
 /* A tracked block is gone. A large native block (in the resident table)
  * was taken whatever the sampler said (weight 1) and counted its resident
  * bytes; the interposer may have decided by the usable size, which exceeds
@@ -415,8 +418,28 @@ static void forget_locked(const hs_tk_entry *e, uint64_t size)
 	weight(size, &wn, &wb);
 	double lb = wb;
 	hs_tk_res r;
-	int big = tk_res_big && size + 4096 >= tk_res_big && hs_tk_res_take(e->ptr, &r);
+	int cand = tk_res_big && size + 4096 >= tk_res_big && hs_tk_res_count();
+	/* Still mapped (frees are reported before they happen): a block filled
+	 * since it was last measured reaches its high point now, so a temporary
+	 * made and dropped between refreshes is in the peak, together with the
+	 * other large blocks as they are now (all measured again while they are
+	 * few: a system call each, next to the free's own munmap and the page
+	 * faults that filled the block). */
+	if (cand && hs_tk_res_count() <= FREE_REFRESH_MAX)
+		refresh_locked();
+	int big = cand && hs_tk_res_take(e->ptr, &r);
 	if (big) {
+		uint64_t now = hs_tk_resident_of(e->ptr, size);
+		if (now > r.charged) {
+			int64_t d = (int64_t)(now - r.charged);
+			for (int i = 0; i < HS_TK_MAX_SESSIONS; i++) {
+				session *s = &sess[i];
+				if (s->active && e->gen >= s->start_gen && e->stack < s->capfigs)
+					fig_of(s, e->stack)->l_b += (double)d;
+			}
+			total_add_locked(d);
+			r.charged = now;
+		}
 		wn = 1;
 		wb = (double)size;
 		lb = (double)r.charged;

@@ -10,6 +10,10 @@ to "native, thread NAME"; a Python block that reaches malloc through
 PyMem_RawMalloc is counted once; the running total sees native memory; a
 numpy buffer (skipped with a message when numpy is not importable); the
 interposer is pass-through once tracking stops.
+
+Large native blocks count their resident pages: the blocks are written
+(memset) where their bytes are expected live; an untouched one is live for
+the page or so malloc wrote, and reserved for its size.
 """
 import ctypes
 import os
@@ -35,7 +39,7 @@ def check(cond, what):
 def lineno(tag):
     with open(__file__) as f:
         for i, text in enumerate(f, 1):
-            if text.rstrip().endswith("# " + tag) and "lineno(" not in text:
+            if ("# " + tag) in text and "lineno(" not in text:
                 return i
     raise LookupError(tag)
 
@@ -55,14 +59,22 @@ libc_nogil = ctypes.CDLL(None)
 libc_nogil.malloc.restype = ctypes.c_void_p
 libc_nogil.malloc.argtypes = [ctypes.c_size_t]
 libc_nogil.free.argtypes = [ctypes.c_void_p]
+libc_nogil.memset.restype = ctypes.c_void_p
+libc_nogil.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+
+
+def touched(p, n):
+    libc_nogil.memset(p, 1, n)
+    return p
 
 
 def native_blocks():
-    keep = libc_gil.malloc(40 * MB)  # NATIVE_GIL
-    gone = libc_gil.malloc(30 * MB)  # NATIVE_TEMP
+    keep = touched(libc_gil.malloc(40 * MB), 40 * MB)  # NATIVE_GIL
+    gone = touched(libc_gil.malloc(30 * MB), 30 * MB)  # NATIVE_TEMP
     libc_gil.free(gone)
-    nogil = libc_nogil.malloc(20 * MB)  # NATIVE_NOGIL
-    return keep, nogil
+    nogil = touched(libc_nogil.malloc(20 * MB), 20 * MB)  # NATIVE_NOGIL
+    reserved = libc_gil.malloc(24 * MB)  # NATIVE_RESERVED
+    return keep, nogil, reserved
 
 
 def python_block():
@@ -72,7 +84,7 @@ def python_block():
 def test_native():
     check(hst._heapsnap._track_status()["native_available"], "native: the interposer is loaded")
     with hst.track(seed=5, native=True) as t:
-        keep, nogil = native_blocks()
+        keep, nogil, reserved = native_blocks()
         pb = python_block()
     check(t.totals["native"], "native: tracking native memory")
     r = row(t, lineno("NATIVE_GIL"))
@@ -89,14 +101,21 @@ def test_native():
     check(r is not None and r.allocations == 1 and abs(r.live_bytes - sys.getsizeof(pb)) < 64,
           "native: a Python block reaching malloc is counted once (%s)" % (r and r.allocations))
     check(t.peak_bytes >= 70 * MB, "native: the running total includes native memory (%d)" % t.peak_bytes)
+    r = row(t, lineno("NATIVE_RESERVED"))
+    check(r is not None and r.live_bytes < 64 * 1024 and r.reserved_bytes == 24 * MB,
+          "native: an untouched block is reserved, not resident (live %s, reserved %s)" % (
+              r and r.live_bytes, r and r.reserved_bytes))
+    check(t.peak_bytes < 40 * MB + 30 * MB + 20 * MB + 8 * MB,
+          "native: the peak leaves the untouched 24 MiB out (%d)" % t.peak_bytes)
     libc_gil.free(keep)
     libc_gil.free(nogil)
+    libc_gil.free(reserved)
 
 
 def test_native_thread():
     def run():
-        libc_nogil.free(libc_nogil.malloc(8 * MB))
-        x = libc_nogil.malloc(6 * MB)  # noqa: kept
+        libc_nogil.free(touched(libc_nogil.malloc(8 * MB), 8 * MB))
+        x = touched(libc_nogil.malloc(6 * MB), 6 * MB)  # noqa: kept
         box.append(x)
     box = []
     with hst.track(exact=True, native=True) as t:
@@ -119,14 +138,19 @@ def test_numpy():
         return
     with hst.track(seed=11) as t:
         a = np.ones(10 * 1000 * 1000)  # NUMPY
-        b = np.zeros(5 * 1000 * 1000)  # NUMPY_TMP
+        b = np.ones(5 * 1000 * 1000)  # NUMPY_TMP
         del b
+        z = np.zeros(6 * 1000 * 1000)  # NUMPY_ZEROS (48 MB: above glibc's largest mmap threshold)
     r = row(t, lineno("NUMPY"))
     check(r is not None and abs(r.live_bytes - a.nbytes) <= 0.01 * a.nbytes,
           "numpy: the array's buffer is charged to its line (%s ~ %d)" % (r and r.live_bytes, a.nbytes))
     r = row(t, lineno("NUMPY_TMP"))
     check(r is not None and r.live_bytes == 0 and r.peak_bytes >= 40 * 1000 * 1000,
           "numpy: the freed array is in the peak (%s)" % (r and r.peak_bytes))
+    r = row(t, lineno("NUMPY_ZEROS"))
+    check(r is not None and r.live_bytes < 64 * 1024 and r.reserved_bytes == z.nbytes,
+          "numpy: np.zeros (calloc, untouched) is reserved, not resident (live %s, reserved %s)"
+          % (r and r.live_bytes, r and r.reserved_bytes))
     top = t.lines(by="live", top=1)
     check(top and top[0].line == lineno("NUMPY"), "numpy: np.ones folded into the calling line")
 
