@@ -19,7 +19,8 @@ const hs_cli_option hs_cli_opts_summary[] = {
 	{ HS_OPT_SIZE, "top", 0, "N", "show the N largest rows (default 25; 0: all)",
 	  offsetof(summary_args, top) },
 	{ HS_OPT_STRING, "by", 0, "type|module|site",
-	  "group by type (default), module or allocation site (dumped while tracking)",
+	  "group by type (default), the module that defines each type, or allocation site "
+	  "(dumped while tracking)",
 	  offsetof(summary_args, by) },
 	{ HS_OPT_FLAG, "json", 0, NULL, "print JSON (formats/summary.schema.json)",
 	  offsetof(summary_args, json) },
