@@ -312,20 +312,16 @@ done:
 	return rc;
 }
 
-int hs_dominators_compute(hs_dominators **out, const hs_snapshot *s,
-                          const hs_dominators_options *opts)
+/* The tree of graph `g` from `roots`; type sizes (from snapshot `s`, whose
+ * graph g must then be) when want_types. */
+static int compute(hs_dominators **out, const hs_snapshot *s, const hs_graph *g,
+                   const uint32_t *roots, uint32_t nroots, int want_types)
 {
 	*out = NULL;
-	if (opts && opts->version != HS_DOMINATORS_OPTIONS_VERSION)
-		return hs_error_set(HS_EINVAL, "hs_dominators_compute: unknown options version %u",
-		                    opts->version);
-	int want_types = opts ? opts->type_sizes : 1;
-	const hs_graph *g = hs_snapshot_graph(s);
 	HS_TRY(hs_retention__check_graph(g, "dominators"));
 	uint32_t n = g->node_count;
 	size_t n1 = (size_t)n + 1;
 	int rc = HS_ENOMEM;
-	uint32_t *roots = NULL, *first = NULL, nroots = 0;
 	dom_run r;
 	memset(&r, 0, sizeof(r));
 	r.g = g;
@@ -334,9 +330,6 @@ int hs_dominators_compute(hs_dominators **out, const hs_snapshot *s,
 	if (!d)
 		goto done;
 	d->node_count = n;
-	if ((rc = hs_retention__root_nodes(&roots, &first, &nroots, s)) < 0)
-		goto done;
-	rc = HS_ENOMEM;
 	r.pre = hs_calloc(n ? n : 1, sizeof(uint32_t));
 	r.vertex = hs_reallocarray(NULL, n1, sizeof(uint32_t));
 	r.parent = hs_reallocarray(NULL, n1, sizeof(uint32_t));
@@ -421,8 +414,6 @@ int hs_dominators_compute(hs_dominators **out, const hs_snapshot *s,
 	d = NULL;
 	rc = 0;
 done:
-	hs_free(roots);
-	hs_free(first);
 	hs_free(r.pre);
 	hs_free(r.vertex);
 	hs_free(r.parent);
@@ -435,6 +426,27 @@ done:
 	hs_free(r.psrc);
 	hs_dominators_free(d);
 	return rc;
+}
+
+int hs_dominators_compute(hs_dominators **out, const hs_snapshot *s,
+                          const hs_dominators_options *opts)
+{
+	*out = NULL;
+	if (opts && opts->version != HS_DOMINATORS_OPTIONS_VERSION)
+		return hs_error_set(HS_EINVAL, "hs_dominators_compute: unknown options version %u",
+		                    opts->version);
+	uint32_t *roots = NULL, *first = NULL, nroots = 0;
+	HS_TRY(hs_retention__root_nodes(&roots, &first, &nroots, s));
+	int rc = compute(out, s, hs_snapshot_graph(s), roots, nroots, opts ? opts->type_sizes : 1);
+	hs_free(roots);
+	hs_free(first);
+	return rc;
+}
+
+int hs_dominators__compute_graph(hs_dominators **out, const hs_graph *g, const uint32_t *roots,
+                                 uint32_t nroots)
+{
+	return compute(out, NULL, g, roots, nroots, 0);
 }
 
 void hs_dominators_free(hs_dominators *d)

@@ -29,6 +29,13 @@ struct hs_reach {
 int hs_retention__root_nodes(uint32_t **nodes, uint32_t **first, uint32_t *count,
                              const hs_snapshot *s);
 
+/* The dominator tree of a graph built for one analysis (a contracted
+ * copy of a snapshot's graph: hs_packages_compute), from `roots` (distinct
+ * nodes, in order), without type sizes. Reads edge_start, edge_target,
+ * edge_kind and sizes (size32, big_*) of `g` only. */
+int hs_dominators__compute_graph(hs_dominators **out, const hs_graph *g, const uint32_t *roots,
+                                 uint32_t nroots);
+
 /* Reject graphs whose indexes would collide with the markers above. */
 int hs_retention__check_graph(const hs_graph *g, const char *what);
 

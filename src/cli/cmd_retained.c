@@ -1,7 +1,8 @@
-/* cli/cmd_retained.c: `heapsnap retained SNAP [--top N] [--by object|type] [--json]`. */
+/* cli/cmd_retained.c: `heapsnap retained SNAP [--top N] [--by object|type|package] [--json]`. */
 #include <stddef.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "heapsnap/packages.h"
 
 typedef struct retained_args {
 	int json;
@@ -12,13 +13,36 @@ typedef struct retained_args {
 const hs_cli_option hs_cli_opts_retained[] = {
 	{ HS_OPT_SIZE, "top", 0, "N", "show the N largest rows (default 25; 0: all)",
 	  offsetof(retained_args, top) },
-	{ HS_OPT_STRING, "by", 0, "object|type",
-	  "objects with the largest retained size, each with its path (default), or retained "
-	  "size per type", offsetof(retained_args, by) },
+	{ HS_OPT_STRING, "by", 0, "object|type|package",
+	  "objects with the largest retained size, each with its path (default), retained "
+	  "size per type, or per top-level package (what its modules retain, and the resident "
+	  "size of its extension modules)", offsetof(retained_args, by) },
 	{ HS_OPT_FLAG, "json", 0, NULL, "print JSON (formats/retained.schema.json)",
 	  offsetof(retained_args, json) },
 	{ HS_OPT_END, NULL, 0, NULL, NULL, 0 },
 };
+
+static int by_package(const char *path, const retained_args *args)
+{
+	hs_snapshot *s = NULL;
+	hs_packages *p = NULL;
+	int rc = hs_cli_open(&s, path);
+	if (rc != 0)
+		return rc;
+	if (hs_packages_compute(&p, s) < 0) {
+		rc = hs_cli_error();
+	} else if (args->json) {
+		cJSON *j;
+		rc = hs_render_packages_json(&j, s, p, args->top) < 0 ? hs_cli_error()
+		                                                      : hs_cli_print_json(j);
+	} else {
+		rc = hs_render_packages_text(stdout, s, p, args->top) < 0 ? hs_cli_error()
+		                                                          : hs_cli_finish_output();
+	}
+	hs_packages_free(p);
+	hs_snapshot_free(s);
+	return rc;
+}
 
 int cmd_retained(int argc, const char **argv)
 {
@@ -33,10 +57,15 @@ int cmd_retained(int argc, const char **argv)
 		by_type = 0;
 	else if (!strcmp(args.by, "type"))
 		by_type = 1;
+	else if (!strcmp(args.by, "package"))
+		by_type = 2;
 	else
-		return hs_cli_usage_error(self, "--by expects 'object' or 'type', not '%s'", args.by);
+		return hs_cli_usage_error(self, "--by expects 'object', 'type' or 'package', not '%s'",
+		                          args.by);
 	if (npos != 1)
 		return hs_cli_usage_error(self, "expected one snapshot");
+	if (by_type == 2)
+		return by_package(pos[0], &args);
 	hs_snapshot *s = NULL;
 	hs_dominators *d = NULL;
 	hs_reach *r = NULL;
