@@ -14,6 +14,7 @@
 #include "hook_internal.h"
 #include "stats_internal.h"
 #include "track_export.h"
+#include "native.h"
 
 #include <errno.h>
 #include <string.h>
@@ -318,6 +319,7 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 		hs_json_uint(&end, "sizeof_skipped", wr.sizeof_skipped);
 		hs_json_uint(&end, "objects", wr.nodes);
 		hs_json_uint(&end, "edges", wr.edges);
+		hs_hook__walk_meta_end(&end, &wr); /* size model (walk.c) */
 		if (sites_written) {
 			hs_json_open(&end, "sites", '{');
 			hs_json_uint(&end, "blocks", sites_res.blocks);
@@ -393,6 +395,48 @@ out:
 	return result;
 }
 
+/* Test aid (tests/native): the native buffers `obj` owns, found as the walk
+ * finds them, with a state prepared for this call alone. */
+PyDoc_STRVAR(native_buffers_doc,
+"_native_buffers(obj) -> list of (type_name, address, bytes, where)\n\n"
+"The native buffers the walk would count for obj (where: 0 host, 1 device,\n"
+"2 mapped). For tests.");
+
+static PyObject *native_buffers(PyObject *self, PyObject *obj)
+{
+	(void)self;
+	hs_native_state *st = hs_native_prepare();
+	if (!st)
+		return PyErr_NoMemory();
+	hs_native_buffer buf[8];
+	int recipe = hs_native_recipe(st, Py_TYPE(obj));
+	int n = recipe ? hs_native_buffers(st, recipe, obj, buf, 8) : 0;
+	hs_native_free(st);
+	PyObject *list = PyList_New(0);
+	for (int i = 0; list && i < n; i++) {
+		PyObject *t = Py_BuildValue("(sKKi)", buf[i].type_name,
+		                            (unsigned long long)buf[i].address,
+		                            (unsigned long long)buf[i].bytes, buf[i].where);
+		if (!t || PyList_Append(list, t) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(t);
+	}
+	return list;
+}
+
+/* Test aid: what the native prepare step could not use (hs_native_notes). */
+static PyObject *native_notes(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	hs_native_state *st = hs_native_prepare();
+	if (!st)
+		return PyErr_NoMemory();
+	PyObject *r = PyUnicode_FromString(hs_native_notes(st));
+	hs_native_free(st);
+	return r;
+}
+
 static PyMethodDef methods[] = {
 	{ "dump", (PyCFunction)(void (*)(void))dump, METH_VARARGS | METH_KEYWORDS, dump_doc },
 	/* the agent's helpers (stats.c, trigger.c; heapsnap/agent.py) */
@@ -403,6 +447,8 @@ static PyMethodDef methods[] = {
 	{ "_signal_install", hs_hook__signal_install, METH_VARARGS, hs_hook__signal_install_doc },
 	{ "_signal_set_fd", hs_hook__signal_set_fd, METH_VARARGS, hs_hook__signal_set_fd_doc },
 	{ "_signal_restore", hs_hook__signal_restore, METH_VARARGS, hs_hook__signal_restore_doc },
+	{ "_native_buffers", native_buffers, METH_O, native_buffers_doc },
+	{ "_native_notes", native_notes, METH_NOARGS, "_native_notes() -> str: what native prepare could not use. For tests." },
 	{ NULL, NULL, 0, NULL }
 };
 

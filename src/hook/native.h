@@ -29,6 +29,12 @@ typedef struct hs_native_buffer {
 hs_native_state *hs_native_prepare(void);
 void hs_native_free(hs_native_state *st);
 
+/* What prepare could not use, for the dump's notes: "" when every loaded
+ * library it knows was checked and enabled, else one clause per library,
+ * "; "-separated ("torch: tensor layout not found: tensor storages not
+ * counted"). Borrowed from `st`; "" for NULL. */
+const char *hs_native_notes(const hs_native_state *st);
+
 /* Once per type: the recipe that finds its buffers, 0 when it owns none.
  * No Python code. */
 int hs_native_recipe(const hs_native_state *st, PyTypeObject *tp);
