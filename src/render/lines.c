@@ -48,6 +48,11 @@ int hs_render_lines_text(FILE *f, const hs_lines *l, hs_lines_by by)
 	        l->totals.peak_at_end == l->totals.processes ? " (at the end)"
 	        : l->totals.peak_at_end ? " (at the end in some processes)" : "",
 	        sm->all_frames ? "" : "; library frames folded into the calling line");
+	/* the tracker counts large native blocks (mappings, big mallocs, BLAS
+	 * buffers, thread stacks) at their resident pages (hook/track_resident.c) */
+	if (sm->native)
+		fprintf(f, "native blocks of 128 KiB or more count their resident pages in live and peak, "
+		        "not the address space they reserve\n");
 	fprintf(f, "%zu line%s by %s bytes%s\n\n", l->totals.rows, l->totals.rows == 1 ? "" : "s",
 	        hs_lines_by_name(by), l->count < l->totals.rows ? " (top shown)" : "");
 	hs_table *t;

@@ -310,6 +310,41 @@ def test_native(d, py):
           "user's line %s" % n)
 
 
+def numpy_python(py):
+    """py if it imports numpy, else the pinned venv of tests/track (made once)."""
+    if subprocess.run([py, "-c", "import numpy"], stderr=subprocess.PIPE).returncode == 0:
+        return py
+    if not PYDIR:
+        return None
+    v = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "track", "track_venv.py"),
+                        os.path.dirname(PYDIR), py], stdout=subprocess.PIPE, universal_newlines=True)
+    return v.stdout.strip().splitlines()[-1] if v.returncode == 0 else None
+
+
+def test_native_resident(d, py):
+    """`import numpy` under --native: the live bytes charged to the import are
+    resident ones (at most the RSS it added, +10%), and the peak of `lines`
+    is at most the peak RSS the same recording measured."""
+    npy = numpy_python(py)
+    if not npy:
+        print("skip: no numpy for %s (not installed, no venv): resident test not run" % py)
+        return
+    out = os.path.join(d, "numpy-import.rss")
+    rec, _ = record(d, "numpy-import", npy, "numpy_import.py", "--native", env={"HS_TEST_OUT": out})
+    doc = lines_json(rec)
+    r0, r1 = (int(x) for x in open(out).read().split())
+    n = row(doc, "numpy_import.py", line_of("numpy_import.py", "LINE_IMPORT"))
+    check(n and 0 < n["live_bytes"] <= 1.1 * (r1 - r0),
+          "native resident: import numpy live %s <= RSS growth %d + 10%%" % (n and n["live_bytes"], r1 - r0))
+    tl = run(["timeline", rec, "--json"])
+    peak_rss = json.loads(tl.stdout)["total"]["peak"]["rss"]["bytes"] if tl.returncode == 0 else None
+    peak = doc["totals"]["peak_total_bytes"] if doc else None
+    check(peak_rss and peak is not None and peak <= peak_rss,
+          "native resident: lines peak %s <= the recording's peak RSS %s" % (peak, peak_rss))
+    txt = run(["lines", rec])
+    check("resident pages" in txt.stdout, "native resident: the text says live and peak are resident")
+
+
 def test_python(py):
     d = fresh("py-%s" % os.path.basename(os.path.dirname(os.path.dirname(py))))
     test_exact(d, py)
@@ -318,6 +353,7 @@ def test_python(py):
     test_fork(d, py)
     test_pid(d, py)
     test_native(d, py)
+    test_native_resident(d, py)
     # a recording without line data: clear message, exit 2
     out = os.path.join(d, "plain.hsrec")
     r = run(["record", "-q", "--no-agent", "-o", out, "--", py, "-c", "pass"])
