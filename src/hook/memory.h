@@ -14,18 +14,18 @@
  * Write the "memory" member into the JSON object open in `j`.
  * @param pymalloc_text what _PyObject_DebugMallocStats printed, or NULL.
  * @param with_maps 1: also /proc/self/smaps (in-process dumps). 0 (fork
- *        mode, in the parent before fork()): only the allocators' figures,
- *        which cost microseconds; the forked child adds the mappings with
- *        hs_hook__memory_end_json, off the parent's pause.
+ *        mode, in the parent just before fork()): only the allocators'
+ *        figures and RssFile, which cost microseconds; an atfork handler
+ *        then reads the mappings in the child, off the parent's pause, for
+ *        hs_hook__memory_end_json.
  */
 void hs_hook__memory_json(hs_json *j, const char *pymalloc_text, int with_maps);
 
 /**
  * Fork mode, in the child, for META_END: a "memory" member with the
- * parent's /proc/PPID/smaps figures (rss, maps, files), merged by readers
- * over META's "memory". Writes nothing unless this child was forked by the
- * process whose META left the maps out, and that process is still its
- * parent.
+ * mappings read when the child started (rss, maps_pid, maps, files),
+ * merged by readers over META's "memory". Writes nothing when they were not
+ * read (not a fork-mode child, or /proc unreadable).
  */
 void hs_hook__memory_end_json(hs_json *j);
 

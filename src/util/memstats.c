@@ -243,14 +243,9 @@ static int header_line(hs_smaps *m, const char *line, const char *end)
 	return 1;
 }
 
-int hs_smaps_feed(hs_smaps *m, const char *line)
+/* The value of a "Key:   N kB" line in bytes; 0 if it has none. */
+static uint64_t field_bytes(const char *p, const char *end)
 {
-	const char *end = line + strlen(line);
-	if (header_line(m, line, end))
-		return m->oom ? HS_ENOMEM : 0;
-	if (m->cur_kind < 0 || !starts(line, end, "Rss:"))
-		return 0;
-	const char *p = line + 4;
 	while (p < end && (*p == ' ' || *p == '\t'))
 		p++;
 	uint64_t v = 0;
@@ -261,13 +256,31 @@ int hs_smaps_feed(hs_smaps *m, const char *line)
 		return 0;
 	while (p < end && *p == ' ')
 		p++;
-	if (starts(p, end, "kB"))
-		v *= 1024;
-	m->rss += v;
-	m->kind_rss[m->cur_kind] += v;
-	if (m->cur_kind == HS_MAP_FILE && m->cur_file != (size_t)-1)
-		m->files[m->cur_file].rss += v;
-	m->cur_kind = -1; /* one Rss line per mapping */
+	return starts(p, end, "kB") ? v * 1024 : v;
+}
+
+int hs_smaps_feed(hs_smaps *m, const char *line)
+{
+	const char *end = line + strlen(line);
+	if (header_line(m, line, end)) {
+		m->cur_seen = 0;
+		return m->oom ? HS_ENOMEM : 0;
+	}
+	if (m->cur_kind < 0)
+		return 0;
+	/* one of each per mapping: a repeated line is not added twice */
+	if (starts(line, end, "Rss:") && !(m->cur_seen & 1)) {
+		uint64_t v = field_bytes(line + 4, end);
+		m->cur_seen |= 1;
+		m->rss += v;
+		m->kind_rss[m->cur_kind] += v;
+		if (m->cur_kind == HS_MAP_FILE && m->cur_file != (size_t)-1)
+			m->files[m->cur_file].rss += v;
+	} else if (starts(line, end, "Anonymous:") && !(m->cur_seen & 2)) {
+		m->cur_seen |= 2;
+		if (m->cur_kind == HS_MAP_FILE)
+			m->file_anon += field_bytes(line + 10, end);
+	}
 	return m->oom ? HS_ENOMEM : 0;
 }
 

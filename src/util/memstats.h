@@ -55,10 +55,12 @@ typedef struct hs_smaps {
 	uint64_t kind_rss[HS_MAP_KINDS];
 	uint64_t mappings;
 	uint64_t thread_stacks;     /* mappings counted as thread stacks */
+	uint64_t file_anon;         /* "Anonymous" of file mappings: their copied-on-write pages */
 	hs_smaps_file *files;       /* after hs_smaps_finish: by rss desc, then path */
 	size_t file_count, file_cap;
 	/* parser state */
 	int cur_kind;               /* kind of the mapping whose fields come next, -1 none */
+	int cur_seen;               /* 1: its Rss was added, 2: its Anonymous */
 	size_t cur_file;            /* its files[] slot (HS_MAP_FILE) */
 	uint64_t prev_end;          /* end of the previous mapping */
 	uint64_t prev_size;

@@ -209,3 +209,20 @@ Test(memstats_smaps, survives_out_of_memory)
 	cr_assert_eq(m.file_count, 0);
 	hs_smaps_release(&m);
 }
+
+Test(memstats_smaps, sums_copied_on_write_pages_of_file_mappings)
+{
+	hs_smaps m;
+	hs_smaps_init(&m);
+	feed_all(&m, "1000-3000 rw-p 00001000 08:01 7 /usr/lib/libfoo.so\n"
+	             "Rss:                   8 kB\n"
+	             "Anonymous:             4 kB\n"
+	             "Anonymous:             4 kB\n"
+	             "4000-5000 rw-p 00000000 00:00 0 \n"
+	             "Rss:                   4 kB\n"
+	             "Anonymous:             4 kB\n");
+	cr_assert_eq(m.file_anon, 4096); /* anonymous mappings and repeats not counted */
+	cr_assert_eq(m.kind_rss[HS_MAP_FILE], 8192);
+	cr_assert_eq(m.kind_rss[HS_MAP_ANON], 4096);
+	hs_smaps_release(&m);
+}
