@@ -171,7 +171,7 @@ int hs_render__memory_text(FILE *f, const hs_snapshot *s, const hs_summary *sum)
 		rc = hs_table_rule(t);
 	if (rc == 0) {
 		hs_render_size(h, sizeof(h), m->rss);
-		const char *cells[4] = { "RSS", h, "100.0%", "resident (smaps)" };
+		const char *cells[4] = { "RSS", h, "100.0%", "resident" };
 		rc = hs_table_row(t, cells);
 	}
 	if (rc == 0)
