@@ -69,6 +69,9 @@ typedef struct hs_leak_holder {
 	uint64_t held_bytes;    /* their own sizes */
 	uint64_t *retained_at;  /* per snapshot: its retained size, HS_LEAK_ABSENT
 	                           where no object of that address and type existed */
+	uint64_t freeable;      /* in the last snapshot: what dropping it frees with
+	                           weakref callbacks run (>= its retained size;
+	                           hs_freeable_compute) */
 	hs_paths *path;         /* its own retention path in the last snapshot */
 } hs_leak_holder;
 

@@ -31,6 +31,7 @@ typedef struct run {
 	uint32_t ng;
 	uint64_t *cnt, *byt; /* [n * ng] reachable instances per snapshot and name */
 	hs_reach *reach;     /* of the last snapshot */
+	hs_freeable *fr;     /* of the last snapshot, made for the first holder */
 	uint32_t *post;      /* post-order of the last snapshot's dominator tree */
 	size_t npost;
 } run;
@@ -224,6 +225,11 @@ static int root_cause(run *r, hs_leak_type *t, uint32_t g, uint64_t *acc, uint64
 				h->retained_at[i] = j == HS_NO_NODE || !reachable(r, i, j)
 				                    ? HS_LEAK_ABSENT : hs_dominators_retained(r->dom[i], j);
 			}
+			hs_freeable_result fres;
+			if ((!r->fr && (rc = hs_freeable_new(&r->fr, L, d)) < 0) ||
+			    (rc = hs_freeable_compute(&fres, r->fr, &best, 1)) < 0)
+				goto done;
+			h->freeable = fres.freeable;
 			po.limit = 1;
 			if ((rc = hs_paths_find(&h->path, L, r->reach, &best, 1, &po)) < 0)
 				goto done;
@@ -505,6 +511,7 @@ done:
 	hs_free(r.cnt);
 	hs_free(r.byt);
 	hs_reach_free(r.reach);
+	hs_freeable_free(r.fr);
 	hs_free(r.post);
 	hs_free(acc);
 	hs_free(accb);

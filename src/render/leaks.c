@@ -14,7 +14,7 @@ size_t hs_render_leak_cause(char *buf, size_t size, const hs_snapshot *last, con
                             const hs_leak_type *t)
 {
 	size_t n = l->snapshot_count;
-	char c[32], b[32], r[32], rd[48] = "";
+	char c[32], b[32], r[32], rd[128] = "";
 	hs_render_count_delta(c, sizeof(c), per_interval(t->count[0], t->count[n - 1], n));
 	hs_render_size_delta(b, sizeof(b), per_interval(t->bytes[0], t->bytes[n - 1], n));
 	const hs_leak_holder *h = &t->holder;
@@ -33,6 +33,13 @@ size_t hs_render_leak_cause(char *buf, size_t size, const hs_snapshot *last, con
 		char d[32];
 		hs_render_size_delta(d, sizeof(d), per_interval(h->retained_at[0], h->retained_at[n - 1], n));
 		snprintf(rd, sizeof(rd), " (%s per snapshot)", d);
+	}
+	if (h->freeable > h->retained_at[n - 1]) {
+		/* weakref callbacks free more than the dominator figure says */
+		char fb[32];
+		size_t rl = strlen(rd);
+		hs_render_size(fb, sizeof(fb), h->freeable);
+		snprintf(rd + rl, sizeof(rd) - rl, "; dropping it frees %s, weakref callbacks run", fb);
 	}
 	size_t len;
 	if (t->new_count) {
@@ -222,6 +229,7 @@ static cJSON *holder_json(const hs_snapshot *last, const hs_leaks *l, const hs_l
 	if (ok)
 		ok &= add(cJSON_GetObjectItemCaseSensitive(o, "object"), "retained",
 		          hs_render__num(h->retained_at[l->snapshot_count - 1]));
+	ok &= add(o, "freeable", hs_render__num(h->freeable));
 	ok &= add(o, "held_count", hs_render__num(h->held_count));
 	ok &= add(o, "held_bytes", hs_render__num(h->held_bytes));
 	ok &= add(o, "retained_at", u64_array(h->retained_at, l->snapshot_count));
