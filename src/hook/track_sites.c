@@ -24,6 +24,11 @@
 #include "util/hash.h"
 
 hs_tk_tables hs_tk_t;
+
+/* The detached entries' indices, newest last: the lookup scans only them. */
+static uint32_t *dlist;
+static uint32_t ndlist, capdlist;
+
 _Atomic uint8_t hs_tk_filter[1u << HS_TK_FILTER_BITS];
 _Atomic uint64_t hs_tk_filter_bits[(1u << HS_TK_FILTER_BITS) / 64];
 
@@ -122,6 +127,9 @@ void hs_tk_tables_release(PyObject ***codes, uint32_t *ncodes)
 		free(hs_tk_t.codes[i].name);
 	}
 	free(hs_tk_t.codes);
+	free(dlist);
+	dlist = NULL;
+	ndlist = capdlist = 0;
 	free(hs_tk_t.code_slots);
 	free(hs_tk_t.locs);
 	free(hs_tk_t.loc_slots);
@@ -441,7 +449,12 @@ uint32_t hs_tk_code_detached(const void *key, int first, const char *file, size_
                              size_t nlen)
 {
 	hs_tk_tables *t = &hs_tk_t;
-	for (uint32_t i = t->ncodes; i-- > 0;) {
+	if (!t->ncodes)
+		ndlist = 0; /* the tables were released and made again */
+	for (uint32_t k = ndlist; k-- > 0;) {
+		uint32_t i = dlist[k];
+		if (i >= t->ncodes)
+			continue;
 		const hs_tk_code *c = &t->codes[i];
 		if (c->code || c->key != key || c->first != first)
 			continue;
@@ -449,7 +462,8 @@ uint32_t hs_tk_code_detached(const void *key, int first, const char *file, size_
 		    !memcmp(c->name, name, nlen))
 			return i;
 	}
-	if (grow((void **)&t->codes, &t->capcodes, sizeof(hs_tk_code), t->ncodes + 1) < 0)
+	if (grow((void **)&t->codes, &t->capcodes, sizeof(hs_tk_code), t->ncodes + 1) < 0 ||
+	    grow((void **)&dlist, &capdlist, sizeof(uint32_t), ndlist + 1) < 0)
 		return HS_TK_NONE;
 	char *f = malloc(flen + 1), *n = malloc(nlen + 1);
 	if (!f || !n) {
@@ -468,6 +482,7 @@ uint32_t hs_tk_code_detached(const void *key, int first, const char *file, size_
 	c->file = f;
 	c->name = n;
 	c->first = first;
+	dlist[ndlist++] = i;
 	/* code_slots stay as they are: rehash (on a later intern) hashes a NULL
 	 * code for this entry, which no lookup ever compares equal to */
 	return i;
