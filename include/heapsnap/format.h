@@ -14,7 +14,8 @@
 #include "errors.h"
 
 #define HS_FORMAT_MAJOR 1
-#define HS_FORMAT_MINOR 0
+#define HS_FORMAT_MINOR 1 /* snapshots: 1.1 adds REPORTED, real sizes, native types */
+#define HS_RECORDING_FORMAT_MINOR 0
 
 #define HS_HEADER_SIZE 32
 #define HS_SECTION_HEADER_SIZE 24
@@ -38,6 +39,7 @@ typedef enum hs_section_kind {
 	HS_SECTION_SIZES = 7,    /* sizes measured after the walk, replacing estimates */
 	HS_SECTION_SITES = 8,    /* allocation sites: locations and stacks (optional) */
 	HS_SECTION_ALLOCS = 9,   /* tracked blocks: address -> stack, size, time (optional) */
+	HS_SECTION_REPORTED = 10, /* 1.1: what sys.getsizeof reports, where it differs from size */
 	HS_SECTION_INDEX = 15,  /* section index + totals; last before footer */
 } hs_section_kind;
 
@@ -45,7 +47,9 @@ typedef enum hs_section_kind {
 #define HS_NODE_GC_TRACKED      0x01u /* tracked by the cyclic GC */
 #define HS_NODE_HAS_VALUE       0x02u /* a short value follows (str/int/float/bytes) */
 #define HS_NODE_VALUE_TRUNCATED 0x04u /* the value is a prefix */
-#define HS_NODE_SIZE_ESTIMATED  0x08u /* __sizeof__ failed or was not called: basic size */
+#define HS_NODE_SIZE_ESTIMATED  0x08u /* 1.1: the real size is a lower bound (a type with its
+                                         own C __sizeof__ we do not model); 1.0: __sizeof__
+                                         failed or was not called, basic size */
 #define HS_NODE_IMMORTAL        0x10u /* refcount is the immortal marker (3.12+) */
 #define HS_NODE_FLAGS_KNOWN     0x1fu
 
@@ -69,7 +73,12 @@ typedef enum hs_label_kind {
 /* Type flags. */
 #define HS_TYPE_GC        0x01u /* Py_TPFLAGS_HAVE_GC */
 #define HS_TYPE_HEAP      0x02u /* Py_TPFLAGS_HEAPTYPE */
-#define HS_TYPE_SIZEOF_PY 0x04u /* sizes came from a __sizeof__ call */
+#define HS_TYPE_SIZEOF_PY 0x04u /* 1.0: sizes came from a __sizeof__ call; 1.1: the type has
+                                   its own C __sizeof__ we do not model */
+#define HS_TYPE_NATIVE    0x08u /* 1.1: nodes are native buffers, not Python objects */
+#define HS_TYPE_DEVICE    0x10u /* 1.1: native memory on a device (never host RSS) */
+#define HS_TYPE_MAPPED    0x20u /* 1.1: a file or anonymous mapping owned by an object */
+#define HS_TYPE_FLAGS_KNOWN 0x3fu
 
 typedef enum hs_root_kind {
 	HS_ROOT_MODULE = 1,      /* sys.modules[name]; name = module name */
@@ -94,7 +103,7 @@ typedef struct hs_node_record {
 	uint64_t address;
 	uint32_t type;      /* type id (index into the type table) */
 	uint32_t flags;     /* HS_NODE_* */
-	uint64_t size;      /* bytes, as sys.getsizeof reports */
+	uint64_t size;      /* 1.1: real bytes (allocator blocks owned); 1.0: sys.getsizeof */
 	uint64_t refcount;  /* ob_refcnt at dump time (0 if immortal) */
 	const char *value;  /* HS_NODE_HAS_VALUE: value bytes (not NUL-terminated) */
 	uint32_t value_len;
@@ -137,6 +146,7 @@ typedef struct hs_alloc_record {
 
 typedef struct hs_totals {
 	uint64_t nodes, edges, strings, types, roots;
+	uint32_t minor; /* reader: the file's format minor version (0: 1.0, 1: 1.1) */
 } hs_totals;
 
 /* ------------------------------------------------------------------ */
@@ -179,11 +189,19 @@ HS_EXTERN(int) hs_writer_meta(hs_writer *w, const char *json, size_t len);
  */
 HS_EXTERN(int) hs_writer_meta_end(hs_writer *w, const char *json, size_t len);
 /**
- * Correct the size of an object written earlier (a `__sizeof__` that could
- * only run once the walk was over): readers replace its size and clear its
- * HS_NODE_SIZE_ESTIMATED flag. Call after every node, before commit.
+ * Correct the size of an object written earlier: a SIZES section (format
+ * 1.0: a Python `__sizeof__` run once the walk was over). Readers replace
+ * its size and clear its HS_NODE_SIZE_ESTIMATED flag. Call after every
+ * node, before commit. The hook no longer writes them (1.1 sizes are
+ * computed in C); kept to write 1.0-style files in tests.
  */
 HS_EXTERN(int) hs_writer_size(hs_writer *w, uint64_t address, uint64_t size);
+/**
+ * Record what sys.getsizeof reports for the node just written (call after
+ * hs_writer_node, before the next node), when it differs from its size.
+ * Written as a REPORTED section right after that node's NODES section.
+ */
+HS_EXTERN(int) hs_writer_reported(hs_writer *w, uint64_t address, uint64_t getsizeof);
 /** Intern a string; *out receives its id (the same bytes give the same id). */
 HS_EXTERN(int) hs_writer_string(hs_writer *w, uint32_t *out, const char *s, size_t len);
 /** Define the next type; *out receives its id (0, 1, 2, ... in call order). */
@@ -245,6 +263,9 @@ typedef struct hs_read_visitor {
 	int (*site_loc)(uint32_t id, const hs_site_loc *l, void *payload);
 	int (*site_stack)(uint32_t id, const uint32_t *locs, uint32_t n, void *payload);
 	int (*alloc)(const hs_alloc_record *a, void *payload);
+	/* 1.1: what sys.getsizeof reports for the object at `address`
+	 * (REPORTED sections, after the nodes they name) */
+	int (*reported)(uint64_t address, uint64_t getsizeof, void *payload);
 } hs_read_visitor;
 
 #define HS_READ_VISITOR_VERSION 1

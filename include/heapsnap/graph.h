@@ -66,7 +66,7 @@ typedef struct hs_graph {
 /* Size of an object of 4 GiB or more (internal; use hs_graph_node_size). */
 HS_EXTERN(uint64_t) hs_graph__big_size(const hs_graph *g, uint32_t node);
 
-/** Size in bytes of node `i` (as sys.getsizeof reported it). */
+/** Size in bytes of node `i`: real bytes (format 1.1), as sys.getsizeof reported it (1.0). */
 static inline uint64_t hs_graph_node_size(const hs_graph *g, uint32_t i)
 {
 	uint32_t s = g->size32[i];

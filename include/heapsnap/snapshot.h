@@ -56,8 +56,12 @@ typedef struct hs_snapshot_stats {
 	uint64_t size_fixes;      /* sizes corrected by SIZES sections */
 	uint64_t held_roots;      /* derived HS_ROOT_HELD roots */
 	uint64_t roots_by_kind[HS_ROOT_KIND_MAX + 1];
-	uint64_t total_bytes;     /* sum of all object sizes */
+	uint64_t total_bytes;     /* sum of all node sizes (1.1: real bytes, native buffers included) */
 	uint32_t python_version;  /* PY_VERSION_HEX from the header */
+	int size_model_allocator; /* 1: sizes are real bytes (format 1.1, META dump.size_model
+	                             "allocator"); 0: sizes as sys.getsizeof reports (1.0) */
+	uint64_t native_bytes;    /* nodes of HS_TYPE_NATIVE types on the host */
+	uint64_t device_bytes;    /* ... of HS_TYPE_NATIVE | HS_TYPE_DEVICE types (never RSS) */
 } hs_snapshot_stats;
 
 /**
@@ -121,6 +125,14 @@ HS_EXTERN(int) hs_snapshot_root_get(const hs_snapshot *s, uint32_t i, hs_snapsho
 /** Lower-case name of a root kind ("module", "frame", "local", "held",
  *  "interpreter"; "unknown" otherwise). Never NULL. */
 HS_EXTERN(const char *) hs_root_kind_name(unsigned kind);
+
+/**
+ * What sys.getsizeof reported for `node` (format 1.1 REPORTED sections),
+ * or UINT64_MAX when unknown: not listed (fork mode, a type with its own
+ * Python __sizeof__, a 1.0 file). In 1.1 files the node's size is its real
+ * bytes; in 1.0 files it is what getsizeof reported.
+ */
+HS_EXTERN(uint64_t) hs_snapshot_node_getsizeof(const hs_snapshot *s, uint32_t node);
 
 /** The node at `address`, or HS_NO_NODE. */
 HS_EXTERN(uint32_t) hs_snapshot_find(const hs_snapshot *s, uint64_t address);

@@ -24,7 +24,7 @@ void hs_format__header_build(uint8_t out[HS_HEADER_SIZE], uint16_t file_kind,
 	memset(out, 0, HS_HEADER_SIZE);
 	memcpy(out, HS_MAGIC, 8);
 	hs_put_le16(out + 8, HS_FORMAT_MAJOR);
-	hs_put_le16(out + 10, HS_FORMAT_MINOR);
+	hs_put_le16(out + 10, HS_RECORDING_FORMAT_MINOR);
 	hs_put_le16(out + 12, file_kind);
 	out[14] = (uint8_t)sizeof(void *);
 	out[15] = 1;

@@ -43,6 +43,7 @@ typedef struct reader {
 
 	uint32_t python_version;
 	hs_totals totals;
+	uint16_t minor; /* header's format minor version */
 	section_info *sections;
 	uint64_t section_count;
 
@@ -102,6 +103,7 @@ static const char *kind_name(uint32_t kind)
 	case HS_SECTION_SIZES: return "SIZES";
 	case HS_SECTION_SITES: return "SITES";
 	case HS_SECTION_ALLOCS: return "ALLOCS";
+	case HS_SECTION_REPORTED: return "REPORTED";
 	default: return "unknown";
 	}
 }
@@ -142,6 +144,7 @@ static int check_header(reader *r)
 		return FAIL(r, HS_EVERSION, "unknown header flags 0x%x; a newer heapsnap wrote this file",
 		            hs_get_le32(h + 20));
 	r->python_version = hs_get_le32(h + 16);
+	r->minor = minor;
 	return 0;
 }
 
@@ -298,6 +301,7 @@ static int read_index(reader *r)
 	r->totals.strings = t[2];
 	r->totals.types = t[3];
 	r->totals.roots = t[4];
+	r->totals.minor = r->minor;
 	return 0;
 }
 
@@ -394,6 +398,30 @@ static int decode_roots(reader *r, const uint8_t *raw, uint32_t len)
 	}
 	if (hs_cursor_left(&c))
 		return FAIL(r, HS_EFORMAT, "corrupt ROOTS section (%zu trailing bytes)", hs_cursor_left(&c));
+	return 0;
+}
+
+/* REPORTED (1.1): count, then (delta address, getsizeof) per entry; each
+ * names an object written in an earlier NODES section (checked by the
+ * loader, which ignores an address that is no node). */
+static int decode_reported(reader *r, const uint8_t *raw, uint32_t len)
+{
+	hs_cursor c = { raw, raw + len };
+	uint64_t count, prev = 0;
+	HS_TRY(wrap(r, hs_cursor_varint(&c, &count, "count"), "REPORTED section"));
+	if (count > len / 2 || count > r->totals.nodes)
+		return FAIL(r, HS_EFORMAT, "corrupt REPORTED section (%llu entries for %u bytes and %llu objects)",
+		            (unsigned long long)count, len, (unsigned long long)r->totals.nodes);
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t delta, size;
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &delta, "address"), "REPORTED section"));
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &size, "getsizeof"), "REPORTED section"));
+		prev += (uint64_t)hs_zigzag_decode(delta);
+		if (r->v->reported)
+			HS_TRY(r->v->reported(prev, size, r->payload));
+	}
+	if (hs_cursor_left(&c))
+		return FAIL(r, HS_EFORMAT, "corrupt REPORTED section (%zu trailing bytes)", hs_cursor_left(&c));
 	return 0;
 }
 
@@ -689,6 +717,12 @@ static int read_all(reader *r)
 		case HS_SECTION_SIZES:
 			HS_TRY(section_raw(r, s, &raw));
 			HS_TRY(decode_sizes(r, raw, s->raw));
+			break;
+		case HS_SECTION_REPORTED:
+			if (r->nodes == 0)
+				return FAIL(r, HS_EFORMAT, "corrupt snapshot (a REPORTED section before any NODES)");
+			HS_TRY(section_raw(r, s, &raw));
+			HS_TRY(decode_reported(r, raw, s->raw));
 			break;
 		case HS_SECTION_SITES:
 			if (r->v->sites || r->v->site_loc || r->v->site_stack || r->v->alloc) {

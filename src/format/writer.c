@@ -96,10 +96,16 @@ struct hs_writer {
 	hs_buf roots;
 	uint32_t pending_root_count;
 
-	/* Size corrections. */
+	/* Size corrections (format 1.0's SIZES; the hook no longer writes them). */
 	hs_buf sizes;
 	uint32_t pending_size_count;
 	uint64_t prev_size_address;
+
+	/* What sys.getsizeof reports, for the nodes of the current chunk
+	 * (REPORTED, written right after their NODES section). */
+	hs_buf reported;
+	uint32_t pending_reported_count;
+	uint64_t prev_reported_address;
 
 	/* Allocation sites: ids defined so far, the pending ALLOCS chunk. */
 	uint32_t site_locs, site_stacks;
@@ -375,6 +381,9 @@ static int flush_chunk(hs_writer *w)
 	w->chunk_nodes = 0;
 	w->chunk_edges = 0;
 	w->prev_address = w->prev_target = w->prev_key = w->prev_index = 0;
+	w->prev_reported_address = 0;
+	if (rc == 0)
+		rc = flush_counted(w, HS_SECTION_REPORTED, &w->reported, &w->pending_reported_count);
 	return rc;
 }
 
@@ -500,6 +509,19 @@ int hs_writer_size(hs_writer *w, uint64_t address, uint64_t size)
 	w->pending_size_count++;
 	if (w->sizes.len > HS_SECTION_MAX_RAW / 2)
 		HS_TRY(flush_sizes(w));
+	return 0;
+}
+
+int hs_writer_reported(hs_writer *w, uint64_t address, uint64_t getsizeof)
+{
+	HS_TRY(check_failed(w));
+	if (!w->have_node || w->chunk_nodes == 0)
+		return hs_error_set(HS_EINVAL, "getsizeof entry before its node");
+	HS_TRY(hs_buf_put_varint(&w->reported,
+	                         hs_zigzag_encode((int64_t)(address - w->prev_reported_address))));
+	HS_TRY(hs_buf_put_varint(&w->reported, getsizeof));
+	w->prev_reported_address = address;
+	w->pending_reported_count++;
 	return 0;
 }
 
@@ -856,6 +878,7 @@ void hs_writer_free(hs_writer *w)
 	hs_buf_release(&w->pending_types);
 	hs_buf_release(&w->roots);
 	hs_buf_release(&w->sizes);
+	hs_buf_release(&w->reported);
 	for (int i = 0; i < 4; i++)
 		hs_buf_release(&w->alloc_streams[i]);
 	hs_free(w->sections);

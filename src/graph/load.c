@@ -91,6 +91,14 @@ static int grow_edges(hs_snapshot *s, uint64_t want)
 /* ------------------------------------------------------------------ */
 /* visitor                                                             */
 
+/* A native buffer (format 1.1): never a held-from-C root, whatever its
+ * refcount field says. */
+static inline int is_native(const hs_snapshot *s, uint32_t i)
+{
+	uint32_t t = s->type[i];
+	return t < s->type_count && (s->types[t].flags & HS_TYPE_NATIVE);
+}
+
 static int on_totals(const hs_totals *t, uint32_t python_version, void *payload)
 {
 	hs_snapshot *s = payload;
@@ -478,7 +486,7 @@ static int resolve_roots(hs_snapshot *s)
 	/* two passes (count, fill) so the arrays are sized exactly */
 	uint32_t held = 0;
 	for (uint32_t i = 0; i < n; i++)
-		held += (s->flags[i] & HS_NODE_IMMORTAL) || s->refcount[i] > in[i];
+		held += !is_native(s, i) && ((s->flags[i] & HS_NODE_IMMORTAL) || s->refcount[i] > in[i]);
 	if ((uint64_t)s->root_count + held > MAX_INDEX) {
 		hs_free(in);
 		FAIL(HS_ELIMIT, "too many roots");
@@ -491,7 +499,7 @@ static int resolve_roots(hs_snapshot *s)
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		int immortal = (s->flags[i] & HS_NODE_IMMORTAL) != 0;
-		if (!immortal && s->refcount[i] <= in[i])
+		if ((!immortal && s->refcount[i] <= in[i]) || is_native(s, i))
 			continue;
 		s->held_node[s->held_count] = i;
 		s->held_excess[s->held_count++] = immortal ? 0 : s->refcount[i] - in[i];
@@ -502,6 +510,9 @@ static int resolve_roots(hs_snapshot *s)
 	uint32_t dup;
 	return hs_addrmap__build(&s->map, s->address, n, &dup);
 }
+
+static void sort_gs_big(hs_snapshot *s);
+static void size_stats(hs_snapshot *s);
 
 static int finish(hs_snapshot *s)
 {
@@ -550,6 +561,8 @@ static int finish(hs_snapshot *s)
 	g->edge_label = s->edge_label;
 	g->big_node = s->big_node;
 	g->big_size = s->big_size;
+	sort_gs_big(s);
+	size_stats(s);
 	return 0;
 }
 
@@ -613,6 +626,111 @@ static int on_size(uint64_t address, uint64_t size, void *payload)
 	return 0;
 }
 
+
+/* What sys.getsizeof reports for a node (REPORTED, format 1.1). */
+#define GS_UNKNOWN UINT32_MAX
+#define GS_BIG (UINT32_MAX - 1) /* in the big table */
+static int on_reported(uint64_t address, uint64_t size, void *payload)
+{
+	hs_snapshot *s = payload;
+	uint32_t i = hs_addrmap__find(&s->map, s->address, address);
+	if (i == HS_NO_NODE || i >= s->g.node_count)
+		return 0; /* names no object read so far: ignored, as the spec says */
+	if (!s->getsizeof32) {
+		uint32_t n = s->pass1_nodes ? s->pass1_nodes : 1;
+		if (!(s->getsizeof32 = hs_reallocarray(NULL, n, sizeof(uint32_t))))
+			return HS_ENOMEM;
+		memset(s->getsizeof32, 0xff, (size_t)n * sizeof(uint32_t));
+	}
+	if (i >= s->pass1_nodes)
+		return 0;
+	if (size < GS_BIG) {
+		s->getsizeof32[i] = (uint32_t)size;
+		return 0;
+	}
+	if (s->gs_big_count == s->gs_big_cap) {
+		uint32_t cap = s->gs_big_cap ? s->gs_big_cap * 2 : 16;
+		uint32_t *bn = hs_reallocarray(s->gs_big_node, cap, sizeof(uint32_t));
+		if (!bn)
+			return HS_ENOMEM;
+		s->gs_big_node = bn;
+		uint64_t *bs = hs_reallocarray(s->gs_big_size, cap, sizeof(uint64_t));
+		if (!bs)
+			return HS_ENOMEM;
+		s->gs_big_size = bs;
+		s->gs_big_cap = cap;
+	}
+	s->getsizeof32[i] = GS_BIG;
+	s->gs_big_node[s->gs_big_count] = i;
+	s->gs_big_size[s->gs_big_count++] = size;
+	return 0;
+}
+
+/* The big getsizeof table sorted by node, a repeated node keeping its last
+ * value (insertion sort on indexes: the table is small and mostly sorted). */
+static void sort_gs_big(hs_snapshot *s)
+{
+	for (uint32_t i = 1; i < s->gs_big_count; i++) {
+		uint32_t n = s->gs_big_node[i];
+		uint64_t v = s->gs_big_size[i];
+		uint32_t j = i;
+		while (j > 0 && s->gs_big_node[j - 1] > n) {
+			s->gs_big_node[j] = s->gs_big_node[j - 1];
+			s->gs_big_size[j] = s->gs_big_size[j - 1];
+			j--;
+		}
+		s->gs_big_node[j] = n;
+		s->gs_big_size[j] = v;
+	}
+}
+
+uint64_t hs_snapshot_node_getsizeof(const hs_snapshot *s, uint32_t node)
+{
+	if (!s->getsizeof32 || node >= s->g.node_count)
+		return UINT64_MAX;
+	uint32_t v = s->getsizeof32[node];
+	if (v == GS_UNKNOWN)
+		return UINT64_MAX;
+	if (v != GS_BIG)
+		return v;
+	uint64_t found = UINT64_MAX;
+	uint32_t lo = 0, hi = s->gs_big_count;
+	while (lo < hi) { /* the last entry for the node: upper bound - 1 */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (s->gs_big_node[mid] <= node)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0 && s->gs_big_node[lo - 1] == node)
+		found = s->gs_big_size[lo - 1];
+	return found;
+}
+
+/* Size model and native-buffer totals (format 1.1). */
+static void size_stats(hs_snapshot *s)
+{
+	s->stats.size_model_allocator = s->totals.minor >= 1;
+	const cJSON *dump = s->meta ? cJSON_GetObjectItemCaseSensitive((const cJSON *)s->meta, "dump") : NULL;
+	const cJSON *model = dump ? cJSON_GetObjectItemCaseSensitive(dump, "size_model") : NULL;
+	if (cJSON_IsString(model) && model->valuestring)
+		s->stats.size_model_allocator = !strcmp(model->valuestring, "allocator");
+	int any = 0;
+	for (uint32_t t = 0; t < s->type_count; t++)
+		any |= (s->types[t].flags & HS_TYPE_NATIVE) != 0;
+	if (!any)
+		return;
+	for (uint32_t i = 0; i < s->g.node_count; i++) {
+		uint32_t t = s->type[i];
+		if (t >= s->type_count || !(s->types[t].flags & HS_TYPE_NATIVE))
+			continue;
+		uint64_t b = hs_graph_node_size(&s->g, i);
+		if (s->types[t].flags & HS_TYPE_DEVICE)
+			s->stats.device_bytes += b;
+		else
+			s->stats.native_bytes += b;
+	}
+}
 
 /* ------------------------------------------------------------------ */
 /* allocation sites                                                    */
@@ -814,7 +932,7 @@ int hs_snapshot_node_alloc(const hs_snapshot *s, uint32_t node, hs_node_alloc *o
 
 static const hs_read_visitor visitor = {
 	HS_READ_VISITOR_VERSION, on_totals, on_meta, on_string, on_type, on_node, on_edge, on_root,
-	on_meta_end, on_size, on_sites, on_site_loc, on_site_stack, on_alloc,
+	on_meta_end, on_size, on_sites, on_site_loc, on_site_stack, on_alloc, on_reported,
 };
 
 static int open_common(hs_snapshot **out, const char *name, const void *data, size_t len,

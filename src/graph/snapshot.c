@@ -25,6 +25,9 @@ void hs_snapshot_free(hs_snapshot *s)
 	hs_free(s->edge_label);
 	hs_free(s->big_node);
 	hs_free(s->big_size);
+	hs_free(s->getsizeof32);
+	hs_free(s->gs_big_node);
+	hs_free(s->gs_big_size);
 	hs_free(s->rev_start);
 	hs_free(s->rev_edge);
 	hs_free(s->rev_source);

@@ -56,6 +56,14 @@ struct hs_snapshot {
 	uint64_t *big_size;
 	uint32_t big_cap;
 
+	/* what sys.getsizeof reports (REPORTED, 1.1): per node, UINT32_MAX
+	 * unknown, HS_SIZE_BIG: in the sorted big table; allocated at the
+	 * first entry */
+	uint32_t *getsizeof32;
+	uint32_t *gs_big_node;
+	uint64_t *gs_big_size;
+	uint32_t gs_big_count, gs_big_cap;
+
 	/* reverse edges */
 	uint32_t *rev_start, *rev_edge, *rev_source;
 

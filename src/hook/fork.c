@@ -13,8 +13,11 @@
  * flags) would copy the whole RSS. So the walker runs with
  * hs_hook__no_heap_writes set: no __sizeof__ is called (C ones create an
  * int, Python ones run code), no reference is taken, the GC state is left
- * alone; objects whose type has its own __sizeof__ get the type's basic size
- * and HS_NODE_SIZE_ESTIMATED, counted in dump.sizeof_not_called. What is
+ * alone. Real sizes are computed in C as in-process (blocks.c), native
+ * buffers found as in-process (native.c, layouts probed by the parent
+ * before the fork); only what sys.getsizeof would report for a type with
+ * its own C __sizeof__ stays unknown (no REPORTED entry), counted in
+ * dump.sizeof_not_called. What is
  * still written, and measured in dump.fork.child_private_dirty_bytes: the
  * type method cache (_PyType_Lookup), a str made by a dict lookup by C
  * string for module frames, and the child's own memory (the visited
@@ -277,6 +280,7 @@ static void child_main(const child_ctx *c)
 	hs_json_uint(&end, "sizeof_not_called", wr.sizeof_not_called);
 	hs_json_uint(&end, "objects", wr.nodes);
 	hs_json_uint(&end, "edges", wr.edges);
+	hs_hook__walk_meta_end(&end, &wr);
 	hs_json_cstr(&end, "mode", "fork");
 	hs_json_open(&end, "fork", '{');
 	if (parent_pause >= 0)
@@ -294,9 +298,9 @@ static void child_main(const child_ctx *c)
 	hs_json_cstr(&end, NULL, "fork mode: process.uss and process.pss are not measured (reading "
 	                         "smaps_rollup would lengthen the pause with the RSS)");
 	if (wr.sizeof_not_called)
-		hs_json_cstr(&end, NULL, "fork mode: types with their own __sizeof__ (C or Python) were "
-		                         "not called, as that would run code in the copied heap; their "
-		                         "objects have the type's basic size and the size-estimated flag");
+		hs_json_cstr(&end, NULL, "fork mode: C-level __sizeof__ methods were not called (that would "
+		                         "write into the copied heap): what sys.getsizeof reports is unknown "
+		                         "for those objects; their real sizes are computed as in-process");
 	hs_json_close(&end, ']');
 	hs_json_close(&end, '}');
 	hs_json_close(&end, '}');
@@ -387,6 +391,15 @@ PyObject *hs_hook__fork_dump(PyObject *pathobj, const char *path, int collect,
 		hs_json_release(&json);
 		return NULL;
 	}
+	/* native-buffer layouts (may run Python code) and static-object
+	 * ranges (dl_iterate_phdr locks): here, never in the child */
+	if (hs_hook__walk_prepare() < 0) {
+		hs_hook__walk_unprepare();
+		hs_hook__meta_release(&meta);
+		hs_json_release(&json);
+		PyErr_NoMemory();
+		return NULL;
+	}
 	int pause_pipe[2] = { -1, -1 }, result_pipe[2] = { -1, -1 };
 	if (pipe2(pause_pipe, O_CLOEXEC) != 0 || (wait && pipe2(result_pipe, O_CLOEXEC) != 0)) {
 		PyErr_SetFromErrno(PyExc_OSError);
@@ -415,6 +428,7 @@ PyObject *hs_hook__fork_dump(PyObject *pathobj, const char *path, int collect,
 	}
 	double t_resume = hs_hook__now();
 	int fork_errno = errno;
+	hs_hook__walk_unprepare(); /* the child has its copy */
 	double pause = t_resume - t_pause;
 	close(pause_pipe[0]);
 	if (pid > 0)

@@ -85,6 +85,23 @@ static inline int hs_vset_add(hs_vset *s, const void *p)
 	return 1;
 }
 
+/* 1 if `p` is in the set; never adds (same hash as visited.c's pages). */
+static inline int hs_vset_has(const hs_vset *s, const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	uintptr_t key = (a >> HS_VSET_PAGE_SHIFT) + 1;
+	if (!s->slots)
+		return 0;
+	size_t i = (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ULL) >> 20) & s->mask;
+	for (size_t k = 0; k <= s->mask && s->slots[i].key; k++, i = (i + 1) & s->mask) {
+		if (s->slots[i].key == key) {
+			size_t bit = (a >> 4) & ((1u << (HS_VSET_PAGE_SHIFT - 4)) - 1);
+			return (int)((s->slots[i].bits[bit >> 6] >> (bit & 63)) & 1);
+		}
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Text (text.c): UTF-8 from str without creating objects, and JSON.   */
 
@@ -159,8 +176,12 @@ const hs_thread_info *hs_hook__meta_thread(const hs_meta *m, unsigned long ident
 
 typedef struct hs_walk_result {
 	uint64_t nodes, edges, roots, types;
-	uint64_t sizeof_calls, sizeof_errors, sizeof_skipped;
-	uint64_t sizeof_not_called; /* fork mode: basic size, estimated */
+	uint64_t sizeof_calls, sizeof_errors;
+	uint64_t sizeof_skipped;    /* always 0 since format 1.1 (no deferred calls) */
+	uint64_t sizeof_not_called; /* fork mode: C __sizeof__ not called, getsizeof unknown */
+	/* real bytes by allocator (blocks.c) and native buffers (native.h) */
+	uint64_t bytes_pymalloc, bytes_malloc, bytes_static, bytes_native, bytes_device;
+	uint64_t native_buffers, native_conflicts, sizes_estimated;
 	double walk_seconds;
 	size_t peak_stack;
 	size_t vset_pages;
@@ -174,6 +195,16 @@ typedef struct hs_walk_result {
  * @return 0 or a negative hs_error_code (message in hs_error_last()).
  */
 int hs_hook__walk(hs_writer *w, const hs_meta *m, hs_walk_result *res);
+
+/* Before a fork-mode fork, in the parent (fork.c): probe native-buffer
+ * layouts (may run Python code) and the static-object ranges, for the
+ * child's walk; hs_hook__walk prepares by itself otherwise. The parent
+ * calls unprepare once the child is forked. @return 0 or HS_ENOMEM. */
+int hs_hook__walk_prepare(void);
+void hs_hook__walk_unprepare(void);
+/* The size-model figures of META_END `dump` (format 1.1), into the open
+ * `dump` object of `j`. */
+void hs_hook__walk_meta_end(hs_json *j, const hs_walk_result *wr);
 
 /* Module setup (walk.c): interned names. @return 0 or -1 with an exception. */
 int hs_hook__init(void);
@@ -217,11 +248,14 @@ enum hs_size_kind {
 	HS_SK_CALL_PY,   /* anything else: may run Python code */
 	HS_SK_NONE,      /* no __sizeof__ at all: basic size, estimated */
 };
-#define HS_SIZE_BUILTINS 8
+#define HS_SIZE_BUILTINS 10
+#define HS_SIZE_MODELED 12
 typedef struct hs_size_rules {
 	PyObject *name;                             /* "__sizeof__", interned */
 	PyObject *builtin_sizeof[HS_SIZE_BUILTINS]; /* borrowed descriptors */
 	int builtin_kind[HS_SIZE_BUILTINS];
+	/* C __sizeof__ descriptors whose hidden buffers blocks.c counts */
+	PyObject *modeled[HS_SIZE_MODELED];
 } hs_size_rules;
 /* Look up the builtin __sizeof__ descriptors; -1 with an exception set. */
 int hs_hook__size_rules_init(hs_size_rules *r);
@@ -232,6 +266,34 @@ int hs_hook__size_kind(const hs_size_rules *r, PyTypeObject *tp);
 int hs_hook__size_native(int kind, PyTypeObject *tp, PyObject *op, Py_ssize_t *out);
 /* What sys.getsizeof adds to __sizeof__() (the GC and pre-headers). */
 Py_ssize_t hs_hook__presize(PyTypeObject *tp, PyObject *op, int is_gc);
+/* The GC header and pre-header allocated in front of tp's instances. */
+Py_ssize_t hs_hook__presize_alloc(PyTypeObject *tp);
+
+/* Real sizes: the allocator blocks an object owns (blocks.c). */
+enum hs_block_layout {
+	HS_BL_GENERIC, HS_BL_LONG, HS_BL_STR, HS_BL_LIST, HS_BL_DICT, HS_BL_TYPE, HS_BL_SET,
+	HS_BL_BYTEARRAY, HS_BL_CODE, HS_BL_DEQUE, HS_BL_NDARRAY, HS_BL_FRAME, HS_BL_GEN,
+};
+typedef struct hs_block_type {
+	uint8_t layout;         /* hs_block_layout */
+	uint8_t estimated;      /* a C __sizeof__ we do not model: a lower bound */
+	uint8_t extra_item;     /* PyType_GenericAlloc: nitems + 1 */
+	uint8_t inline_values;  /* 3.13 Py_TPFLAGS_INLINE_VALUES */
+	uint8_t managed_values; /* 3.11/3.12: a values array behind the pre-header */
+	uint8_t trust_size;     /* ob_size is the item count */
+	uint16_t presize;       /* GC header + pre-header bytes */
+} hs_block_type;
+typedef struct hs_blocks_acc {
+	uint64_t pymalloc;     /* blocks of <= 512 bytes */
+	uint64_t malloc;       /* larger blocks (malloc chunks) */
+	uint64_t static_bytes; /* static objects (no block) */
+} hs_blocks_acc;
+/* Before a dump or a TYPES walk (fork mode: in the parent before fork):
+ * the address ranges of the loaded images (static objects). */
+void hs_blocks_prepare(void);
+void hs_blocks_type_init(const hs_size_rules *r, PyTypeObject *tp, hs_block_type *bt);
+/* Real bytes of `op`, its blocks added to *acc. No Python code. */
+uint64_t hs_blocks_size(const hs_block_type *bt, PyTypeObject *tp, PyObject *op, hs_blocks_acc *acc);
 static inline int hs_hook__obj_is_gc(PyTypeObject *tp, PyObject *op)
 {
 	return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(op));

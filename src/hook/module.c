@@ -319,6 +319,7 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 		hs_json_uint(&end, "sizeof_skipped", wr.sizeof_skipped);
 		hs_json_uint(&end, "objects", wr.nodes);
 		hs_json_uint(&end, "edges", wr.edges);
+		hs_hook__walk_meta_end(&end, &wr); /* size model (walk.c) */
 		if (sites_written) {
 			hs_json_open(&end, "sites", '{');
 			hs_json_uint(&end, "blocks", sites_res.blocks);

@@ -49,6 +49,17 @@ Py_ssize_t hs_hook__presize(PyTypeObject *tp, PyObject *op, int is_gc)
 #endif
 }
 
+Py_ssize_t hs_hook__presize_alloc(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX < 0x030B0000
+	/* _PyObject_GC_Malloc: sizeof(PyGC_Head) + basicsize */
+	return PyType_IS_GC(tp) ? (Py_ssize_t)sizeof(PyGC_Head) : 0;
+#else
+	/* _PyType_AllocNoTrack / gc_alloc: GC header + managed dict/weakref */
+	return (Py_ssize_t)_PyType_PreHeaderSize(tp);
+#endif
+}
+
 const void *hs_hook__str_data(PyObject *op)
 {
 	PyASCIIObject *a = (PyASCIIObject *)op;
@@ -119,12 +130,23 @@ int hs_hook__size_rules_init(hs_size_rules *r)
 		{ &PyLong_Type, HS_SK_LONG },          { &PyList_Type, HS_SK_LIST },
 		{ &PyDict_Type, HS_SK_DICT },          { &PySet_Type, HS_SK_SET },
 		{ &PyFrozenSet_Type, HS_SK_SET },      { &PyByteArray_Type, HS_SK_BYTEARRAY },
+		/* tuple_sizeof, bytes_sizeof: basicsize + ob_size * itemsize */
+		{ &PyTuple_Type, HS_SK_DEFAULT },      { &PyBytes_Type, HS_SK_DEFAULT },
+	};
+	/* the C __sizeof__ methods whose buffers blocks.c counts itself */
+	static PyTypeObject *const modeled[HS_SIZE_MODELED] = {
+		&PyBaseObject_Type, &PyUnicode_Type, &PyLong_Type, &PyList_Type, &PyDict_Type,
+		&PySet_Type, &PyFrozenSet_Type, &PyByteArray_Type, &PyTuple_Type, &PyBytes_Type,
+		&PyType_Type, &PyCode_Type,
 	};
 	if (!r->name && !(r->name = PyUnicode_InternFromString("__sizeof__")))
 		return -1;
 	for (int i = 0; i < HS_SIZE_BUILTINS; i++) {
 		r->builtin_sizeof[i] = _PyType_Lookup(builtins[i].tp, r->name);
 		r->builtin_kind[i] = builtins[i].kind;
+	}
+	for (int i = 0; i < HS_SIZE_MODELED; i++) {
+		r->modeled[i] = _PyType_Lookup(modeled[i], r->name);
 	}
 	return 0;
 }

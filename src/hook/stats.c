@@ -15,17 +15,15 @@
  * names, weak referents, numpy views' bases), plus what the frames of
  * every thread hold (walk.c's hs_hook__frames_foreach: 3.11+ frames live
  * outside the heap). Each object is counted once (the visited bitmap of
- * visited.c), with the size a snapshot records (walk.c's rules, repeated
- * below for the sizes computed in C). On the test heaps the totals and
+ * visited.c), with the real size a snapshot records (blocks.c: the same
+ * rules as walk.c's). On the test heaps the totals and
  * every type's count and bytes equal those of a snapshot taken just
  * before, on 3.8 to 3.13. Nothing is written and no label is built: about
  * a third of a dump's walk (formats/agent-protocol.md, "Costs").
  *
- * What may run code is kept out of the walk: objects whose type has its own
- * __sizeof__ (C or Python: code, frame, type, numpy arrays, user classes)
- * are held with a reference and measured after the walk, when no borrowed
- * pointer is in use any more, exactly like walk.c's deferred sizes. The
- * GC is disabled during the walk, which creates no object.
+ * No code runs: sizes are computed in C (no __sizeof__ is called). The
+ * GC is disabled during the walk, which creates no object. Native buffers
+ * (native.c) are not counted here: they are no type.
  *
  * gc_only=True counts the objects on the GC lists alone (what
  * objgraph.typestats() sees): no traversal, no bitmap; str, int, bytes and
@@ -195,6 +193,7 @@ typedef struct tstat {
 	PyTypeObject *tp; /* a strong reference while in the table; NULL: empty slot */
 	uint64_t count, bytes;
 	uint8_t size_kind, kind, exact;
+	hs_block_type bt; /* real sizes (blocks.c) */
 } tstat;
 
 typedef struct twalk {
@@ -204,8 +203,6 @@ typedef struct twalk {
 	tstat *tab;
 	size_t mask, ntypes;
 	size_t last; /* slot of the last type looked up, or SIZE_MAX */
-	PyObject **deferred; /* strong references: measured after the walk */
-	size_t nd, cd;
 	uint64_t objects, estimated, sizeof_calls;
 	int err;
 	int gc_only;
@@ -242,6 +239,7 @@ static void tstat_init(twalk *w, tstat *t, PyTypeObject *tp)
 	t->tp = tp;
 	Py_INCREF(tp); /* keeps the type, and so its name, until the result is built */
 	t->size_kind = (uint8_t)hs_hook__size_kind(&w->sizes, tp);
+	hs_blocks_type_init(&w->sizes, tp, &t->bt);
 	unsigned long fl = tp->tp_flags;
 	if (fl & Py_TPFLAGS_DICT_SUBCLASS) {
 		t->kind = TK_DICT;
@@ -335,36 +333,16 @@ static int visit(PyObject *o, void *arg)
 	return 0;
 }
 
-static int defer(twalk *w, PyObject *op)
-{
-	if (w->nd == w->cd) {
-		size_t cap = w->cd ? w->cd * 2 : 256;
-		PyObject **d = hs_reallocarray(w->deferred, cap, sizeof(*d));
-		if (!d)
-			return HS_ENOMEM;
-		w->deferred = d;
-		w->cd = cap;
-	}
-	Py_INCREF(op);
-	w->deferred[w->nd++] = op;
-	return 0;
-}
-
-/* Size and count of one object (a deferred size is added later). */
+/* Size and count of one object: its real bytes (blocks.c). */
 static int account(twalk *w, tstat *t, PyObject *op, int is_gc)
 {
-	PyTypeObject *tp = t->tp;
-	Py_ssize_t s;
+	hs_blocks_acc acc = { 0, 0, 0 };
+	(void)is_gc;
 	t->count++;
 	w->objects++;
-	if (hs_hook__size_native(t->size_kind, tp, op, &s)) {
-		t->bytes += (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
-		return 0;
-	}
-	if (t->size_kind == HS_SK_CALL_C || t->size_kind == HS_SK_CALL_PY)
-		return defer(w, op); /* its own __sizeof__: measured after the walk */
-	w->estimated++;
-	t->bytes += (uint64_t)tp->tp_basicsize;
+	t->bytes += hs_blocks_size(&t->bt, t->tp, op, &acc);
+	if (t->bt.estimated)
+		w->estimated++;
 	return 0;
 }
 
@@ -571,55 +549,6 @@ static int by_bytes(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Measure the deferred objects: their own __sizeof__, as walk.c does. */
-static void measure_deferred(twalk *w)
-{
-	for (size_t i = 0; i < w->nd; i++) {
-		PyObject *op = w->deferred[i];
-		PyTypeObject *tp = Py_TYPE(op);
-		PyObject *desc = _PyType_Lookup(tp, s_sizeof);
-		Py_ssize_t v = -1;
-		if (desc) {
-			PyObject *et, *ev, *etb;
-			PyErr_Fetch(&et, &ev, &etb);
-			Py_INCREF(desc);
-			PyObject *r;
-			if (Py_TYPE(desc) == &PyMethodDescr_Type || PyFunction_Check(desc)) {
-				r = PyObject_CallFunctionObjArgs(desc, op, NULL);
-			} else if (Py_TYPE(desc)->tp_descr_get) {
-				PyObject *bound = Py_TYPE(desc)->tp_descr_get(desc, op, (PyObject *)tp);
-				r = bound ? PyObject_CallObject(bound, NULL) : NULL;
-				Py_XDECREF(bound);
-			} else {
-				r = PyObject_CallObject(desc, NULL);
-			}
-			Py_DECREF(desc);
-			w->sizeof_calls++;
-			if (r && PyLong_Check(r))
-				v = PyLong_AsSsize_t(r);
-			Py_XDECREF(r);
-			if (PyErr_Occurred())
-				v = -1;
-			PyErr_Clear();
-			PyErr_Restore(et, ev, etb);
-		}
-		/* the table is not rehashed any more: look the type up */
-		size_t j = type_slot(tp, w->mask);
-		while (w->tab[j].tp && w->tab[j].tp != tp)
-			j = (j + 1) & w->mask;
-		if (w->tab[j].tp == tp) {
-			if (v >= 0) {
-				w->tab[j].bytes += (uint64_t)(v + hs_hook__presize(tp, op, hs_hook__obj_is_gc(tp, op)));
-			} else {
-				w->tab[j].bytes += (uint64_t)tp->tp_basicsize;
-				w->estimated++;
-			}
-		}
-		Py_DECREF(op);
-	}
-	w->nd = 0;
-}
-
 static PyObject *build_result(twalk *w, Py_ssize_t top, double t0, double walk_seconds)
 {
 	PyObject *res = NULL, *list = NULL;
@@ -722,6 +651,7 @@ PyObject *hs_hook__types(PyObject *self, PyObject *args, PyObject *kwargs)
 	(void)self;
 	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|np:_types", kwlist, &top, &gc_only))
 		return NULL;
+	hs_blocks_prepare();
 	if (!s_sizeof && !(s_sizeof = PyUnicode_InternFromString("__sizeof__")))
 		return NULL;
 	if (!s_module && !(s_module = PyUnicode_InternFromString("__module__")))
@@ -763,14 +693,10 @@ PyObject *hs_hook__types(PyObject *self, PyObject *args, PyObject *kwargs)
 
 	PyObject *res = NULL;
 	if (rc == 0) {
-		measure_deferred(&w); /* may run Python code: nothing borrowed is held now */
 		res = build_result(&w, top, t0, walk_seconds);
 	} else {
 		PyErr_NoMemory();
 	}
-	for (size_t i = 0; i < w.nd; i++)
-		Py_DECREF(w.deferred[i]);
-	hs_free(w.deferred);
 	if (w.tab) {
 		for (size_t i = 0; i <= w.mask; i++)
 			Py_XDECREF(w.tab[i].tp);

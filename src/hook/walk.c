@@ -53,6 +53,7 @@
 #include <string.h>
 
 #include "heapsnap/errors.h"
+#include "native.h"
 
 /* structmember.h type codes, stable across versions */
 #define HS_T_OBJECT 6
@@ -162,9 +163,27 @@ typedef struct tinfo {
 	PyTypeObject *tp;
 	uint32_t id;
 	uint8_t size_kind, kind, value_kind, exact, heap, dict_mode;
+	int recipe;        /* hs_native_recipe(): 0 owns no native buffer */
+	hs_block_type bt;  /* how its real size is computed (blocks.c) */
 	slotdef *slots;
 	uint32_t nslots;
 } tinfo;
+
+/* A native buffer met during the walk (native.h): its node is written
+ * once the walk is over, unless a Python object turned out to be at its
+ * address (a wrong recipe must not corrupt the graph). */
+typedef struct nbuf {
+	uintptr_t address; /* 0: empty slot */
+	uint64_t bytes;
+	const char *type_name;
+	int where;
+} nbuf;
+
+typedef struct ntype {
+	const char *type_name; /* static string from native.c */
+	int where;
+	uint32_t id;
+} ntype;
 
 /* An edge we can name, before tp_traverse confirms it. */
 typedef struct cand {
@@ -201,8 +220,12 @@ typedef struct walk {
 	size_t scmask, sccount;
 
 	int err;              /* sticky hs_error_code from a callback */
-	PyObject **deferred;  /* strong refs: objects whose Python __sizeof__ runs after the walk */
-	size_t ndeferred, cdeferred;
+	const hs_native_state *native;
+	nbuf *nb;             /* native buffers by address, open addressing */
+	size_t nbmask, nbcount;
+	ntype *nt;            /* their synthetic types */
+	size_t ntcount;
+	hs_blocks_acc acc;    /* bytes by allocator */
 	uint32_t names[N_COUNT];
 	hs_size_rules sizes;  /* which __sizeof__ is a known builtin (sizes.c) */
 	hs_buf tmp;
@@ -567,6 +590,8 @@ static tinfo *tinfo_new(walk *w, PyTypeObject *tp)
 		if (tp->tp_dictoffset != 0)
 			ti->dict_mode = D_OFFSET;
 	}
+	hs_blocks_type_init(&w->sizes, tp, &ti->bt);
+	ti->recipe = w->native ? hs_native_recipe(w->native, tp) : 0;
 	int rc = add_slots(w, ti);
 
 	hs_buf name = HS_BUF_INIT;
@@ -581,7 +606,7 @@ static tinfo *tinfo_new(walk *w, PyTypeObject *tp)
 		tr.address = (uint64_t)(uintptr_t)tp;
 		tr.name = sid;
 		tr.flags = (PyType_IS_GC(tp) ? HS_TYPE_GC : 0) | (ti->heap ? HS_TYPE_HEAP : 0) |
-		           (ti->size_kind == HS_SK_CALL_C || ti->size_kind == HS_SK_CALL_PY ? HS_TYPE_SIZEOF_PY : 0);
+		           (ti->bt.estimated ? HS_TYPE_SIZEOF_PY : 0);
 		tr.basic_size = (uint64_t)tp->tp_basicsize;
 		rc = hs_writer_type(w->w, &ti->id, &tr);
 	}
@@ -643,57 +668,22 @@ static tinfo *tinfo_get(walk *w, PyTypeObject *tp)
 }
 
 /* ------------------------------------------------------------------ */
-/* Sizes, as sys.getsizeof reports them                                */
+/* Sizes: real bytes (blocks.c), and what sys.getsizeof reports         */
 
-static int size_call_now(walk *w, PyObject *op, Py_ssize_t *out);
-
-/* Call the type's own __sizeof__ like sys.getsizeof does, swallowing any
- * exception. @return 0 with *out set, or 1 when it failed or was deferred. */
-static int size_call(walk *w, tinfo *ti, PyObject *op, Py_ssize_t *out)
-{
-	if (ti->size_kind == HS_SK_CALL_PY) {
-		/* Python code could let other threads run, or run a signal
-		 * handler, while the walk holds borrowed pointers: measure after
-		 * the walk, holding a reference (hs_writer_size corrects it). */
-		if (w->ndeferred == w->cdeferred) {
-			size_t cap = w->cdeferred ? w->cdeferred * 2 : 64;
-			PyObject **d = hs_reallocarray(w->deferred, cap, sizeof(*d));
-			if (!d) {
-				hs_error_clear();
-				w->res->sizeof_skipped++;
-				return 1;
-			}
-			w->deferred = d;
-			w->cdeferred = cap;
-		}
-		Py_INCREF(op);
-		w->deferred[w->ndeferred++] = op;
-		return 1;
-	}
-	return size_call_now(w, op, out);
-}
-
-/* Call op's type's __sizeof__ now. @return 0 with *out set, or 1. */
-static int size_call_now(walk *w, PyObject *op, Py_ssize_t *out)
+/* Call op's type's C-level __sizeof__ like sys.getsizeof does, swallowing
+ * any exception (in-process only: it creates an int). A method descriptor
+ * runs no Python code. @return 0 with *out set, or 1. */
+static int size_call_c(walk *w, PyObject *op, Py_ssize_t *out)
 {
 	PyTypeObject *tp = Py_TYPE(op);
 	PyObject *desc = _PyType_Lookup(tp, s_sizeof);
-	if (!desc)
+	if (!desc || Py_TYPE(desc) != &PyMethodDescr_Type)
 		return 1;
 	PyObject *et, *ev, *etb;
 	PyErr_Fetch(&et, &ev, &etb);
 	Py_INCREF(desc);
 	Py_INCREF(op);
-	PyObject *r;
-	if (Py_TYPE(desc) == &PyMethodDescr_Type || PyFunction_Check(desc)) {
-		r = PyObject_CallFunctionObjArgs(desc, op, NULL);
-	} else if (Py_TYPE(desc)->tp_descr_get) {
-		PyObject *bound = Py_TYPE(desc)->tp_descr_get(desc, op, (PyObject *)tp);
-		r = bound ? PyObject_CallObject(bound, NULL) : NULL;
-		Py_XDECREF(bound);
-	} else {
-		r = PyObject_CallObject(desc, NULL);
-	}
+	PyObject *r = PyObject_CallFunctionObjArgs(desc, op, NULL);
 	w->res->sizeof_calls++;
 	Py_ssize_t v = -1;
 	if (r && PyLong_Check(r))
@@ -712,35 +702,42 @@ static int size_call_now(walk *w, PyObject *op, Py_ssize_t *out)
 	return 0;
 }
 
-static int obj_size(walk *w, tinfo *ti, PyObject *op, int is_gc, hs_node_record *n)
+/* What sys.getsizeof(op) reports, when it can be known without running
+ * Python code: computed in C for the builtin kinds (sizes.c) and numpy
+ * arrays, a C __sizeof__ called in-process. @return 0 with *out, or 1. */
+static int obj_getsizeof(walk *w, tinfo *ti, PyObject *op, int is_gc, uint64_t *out)
 {
 	PyTypeObject *tp = ti->tp;
 	Py_ssize_t s;
 	if (hs_hook__size_native(ti->size_kind, tp, op, &s)) {
-		n->size = (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
+		*out = (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
 		return 0;
 	}
-	switch (ti->size_kind) {
-	case HS_SK_CALL_C:
-	case HS_SK_CALL_PY:
-		if (hs_hook__no_heap_writes) {
-			/* fork mode (fork.c): calling __sizeof__ would run code and
-			 * create objects in the heap being walked; numpy arrays are
-			 * sized from their fields as their __sizeof__ would */
-			if (ti->kind == K_NDARRAY && (s = ndarray_native_size(tp, op)) >= 0)
-				break;
-			w->res->sizeof_not_called++;
-		} else if (size_call(w, ti, op, &s) == 0) {
-			break;
-		}
-		/* fall through */
-	default:
-		n->flags |= HS_NODE_SIZE_ESTIMATED;
-		n->size = (uint64_t)tp->tp_basicsize;
+	if (ti->size_kind != HS_SK_CALL_C)
+		return 1; /* a Python __sizeof__ (never called: slow, and nothing needs it) */
+	if (ti->kind == K_NDARRAY && (s = ndarray_native_size(tp, op)) >= 0) {
+		*out = (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
 		return 0;
 	}
-	n->size = (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
+	if (hs_hook__no_heap_writes) {
+		/* fork mode (fork.c): a call would create an int in the heap
+		 * being walked */
+		w->res->sizeof_not_called++;
+		return 1;
+	}
+	if (size_call_c(w, op, &s) != 0)
+		return 1;
+	*out = (uint64_t)(s + hs_hook__presize(tp, op, is_gc));
 	return 0;
+}
+
+static void obj_size(walk *w, tinfo *ti, PyObject *op, hs_node_record *n)
+{
+	n->size = hs_blocks_size(&ti->bt, ti->tp, op, &w->acc);
+	if (ti->bt.estimated) {
+		n->flags |= HS_NODE_SIZE_ESTIMATED;
+		w->res->sizes_estimated++;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1221,6 +1218,148 @@ static int obj_edges(walk *w, tinfo *ti, PyObject *op, int is_gc)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Native buffers (native.h)                                           */
+
+#define NATIVE_MAX 8
+
+static inline size_t nb_slot(uintptr_t a, size_t mask)
+{
+	return (size_t)((a >> 4) * 0x9E3779B97F4A7C15ULL >> 17) & mask;
+}
+
+/* The slot of buffer `a`, or an empty one where it goes. */
+static nbuf *nb_find(walk *w, uintptr_t a)
+{
+	size_t i = nb_slot(a, w->nbmask);
+	while (w->nb[i].address && w->nb[i].address != a)
+		i = (i + 1) & w->nbmask;
+	return &w->nb[i];
+}
+
+static int nb_grow(walk *w)
+{
+	size_t cap = w->nb ? (w->nbmask + 1) * 2 : 1024;
+	nbuf *n = hs_calloc(cap, sizeof(*n));
+	if (!n)
+		return HS_ENOMEM;
+	for (size_t j = 0; w->nb && j <= w->nbmask; j++) {
+		if (!w->nb[j].address)
+			continue;
+		size_t k = nb_slot(w->nb[j].address, cap - 1);
+		while (n[k].address)
+			k = (k + 1) & (cap - 1);
+		n[k] = w->nb[j];
+	}
+	hs_free(w->nb);
+	w->nb = n;
+	w->nbmask = cap - 1;
+	return 0;
+}
+
+static inline int seen_object(walk *w, uintptr_t a)
+{
+	return hs_vset_has(&w->seen, (const void *)a);
+}
+
+/* The owner -> buffer edges of `op`; each distinct buffer is remembered
+ * for its node (written by native_nodes after the walk). A buffer at the
+ * address of an object already seen is skipped (counted). */
+static int native_edges(walk *w, tinfo *ti, PyObject *op)
+{
+	hs_native_buffer b[NATIVE_MAX];
+	int n = hs_native_buffers(w->native, ti->recipe, op, b, NATIVE_MAX);
+	for (int i = 0; i < n && i < NATIVE_MAX; i++) {
+		if (!b[i].address || !b[i].type_name || !b[i].label)
+			continue;
+		if (seen_object(w, b[i].address)) {
+			w->res->native_conflicts++;
+			continue;
+		}
+		if ((w->nbcount + 1) * 2 > (w->nb ? w->nbmask + 1 : 0) && nb_grow(w) < 0)
+			return HS_ENOMEM;
+		nbuf *slot = nb_find(w, b[i].address);
+		if (!slot->address) {
+			slot->address = b[i].address;
+			slot->bytes = b[i].bytes;
+			slot->type_name = b[i].type_name;
+			slot->where = b[i].where;
+			w->nbcount++;
+		}
+		uint32_t label;
+		int rc = string_id(w, &label, b[i].label, strlen(b[i].label));
+		if (rc < 0)
+			return rc;
+		hs_edge_record e = { (uint64_t)b[i].address, HS_EDGE_STRONG, HS_LABEL_NAME, label };
+		if ((rc = hs_writer_edge(w->w, &e)) < 0)
+			return rc;
+		w->res->edges++;
+	}
+	return 0;
+}
+
+static int native_type(walk *w, const nbuf *b, uint32_t *id)
+{
+	for (size_t i = 0; i < w->ntcount; i++) {
+		if (w->nt[i].where == b->where &&
+		    (w->nt[i].type_name == b->type_name || !strcmp(w->nt[i].type_name, b->type_name))) {
+			*id = w->nt[i].id;
+			return 0;
+		}
+	}
+	ntype *nt = hs_reallocarray(w->nt, w->ntcount + 1, sizeof(*nt));
+	if (!nt)
+		return HS_ENOMEM;
+	w->nt = nt;
+	hs_type_record tr;
+	memset(&tr, 0, sizeof(tr));
+	/* a synthetic type: its "address" is that of its static name */
+	tr.address = (uint64_t)(uintptr_t)b->type_name;
+	tr.flags = HS_TYPE_NATIVE | (b->where == HS_NATIVE_DEVICE ? HS_TYPE_DEVICE : 0) |
+	           (b->where == HS_NATIVE_MAPPED ? HS_TYPE_MAPPED : 0);
+	int rc = string_id(w, &tr.name, b->type_name, strlen(b->type_name));
+	if (rc == 0)
+		rc = hs_writer_type(w->w, id, &tr);
+	if (rc < 0)
+		return rc;
+	nt[w->ntcount].type_name = b->type_name;
+	nt[w->ntcount].where = b->where;
+	nt[w->ntcount].id = *id;
+	w->ntcount++;
+	w->res->types++;
+	return 0;
+}
+
+/* One node per distinct buffer, once every object is known. */
+static int native_nodes(walk *w)
+{
+	for (size_t i = 0; w->nb && i <= w->nbmask; i++) {
+		const nbuf *b = &w->nb[i];
+		if (!b->address)
+			continue;
+		if (seen_object(w, b->address)) {
+			w->res->native_conflicts++; /* its edges name that object */
+			continue;
+		}
+		hs_node_record n;
+		memset(&n, 0, sizeof(n));
+		n.address = (uint64_t)b->address;
+		n.size = b->bytes;
+		int rc = native_type(w, b, &n.type);
+		if (rc == 0)
+			rc = hs_writer_node(w->w, &n);
+		if (rc < 0)
+			return rc;
+		w->res->nodes++;
+		w->res->native_buffers++;
+		if (b->where == HS_NATIVE_DEVICE)
+			w->res->bytes_device += b->bytes;
+		else
+			w->res->bytes_native += b->bytes;
+	}
+	return 0;
+}
+
 static int process(walk *w, PyObject *op)
 {
 	PyTypeObject *tp = Py_TYPE(op);
@@ -1240,15 +1379,23 @@ static int process(walk *w, PyObject *op)
 	else
 #endif
 		n.refcount = (uint64_t)Py_REFCNT(op);
-	int rc = obj_size(w, ti, op, is_gc, &n);
-	if (rc == 0)
-		rc = obj_value(w, ti, op, &n);
+	obj_size(w, ti, op, &n);
+	int rc = obj_value(w, ti, op, &n);
 	if (rc == 0)
 		rc = hs_writer_node(w->w, &n);
 	if (rc < 0)
 		return rc;
 	w->res->nodes++;
-	return obj_edges(w, ti, op, is_gc);
+	uint64_t gs;
+	/* every known figure, equal or not: a reader cannot tell "equal" from
+	 * "unknown" by an absent entry */
+	if (obj_getsizeof(w, ti, op, is_gc, &gs) == 0 &&
+	    (rc = hs_writer_reported(w->w, n.address, gs)) < 0)
+		return rc;
+	rc = obj_edges(w, ti, op, is_gc);
+	if (rc == 0 && ti->recipe)
+		rc = native_edges(w, ti, op);
+	return rc;
 }
 
 static int drain(walk *w)
@@ -1607,7 +1754,44 @@ static void walk_release(walk *w)
 	}
 	hs_free(w->cands);
 	hs_free(w->sc);
+	hs_free(w->nb);
+	hs_free(w->nt);
 	hs_buf_release(&w->tmp);
+}
+
+/* Fork mode: prepared in the parent before the fork (fork.c). */
+static hs_native_state *prepared_native;
+static int prepared;
+
+int hs_hook__walk_prepare(void)
+{
+	hs_hook__walk_unprepare();
+	hs_blocks_prepare();
+	prepared_native = hs_native_prepare();
+	if (!prepared_native)
+		return HS_ENOMEM;
+	prepared = 1;
+	return 0;
+}
+
+void hs_hook__walk_unprepare(void)
+{
+	hs_native_free(prepared_native);
+	prepared_native = NULL;
+	prepared = 0;
+}
+
+void hs_hook__walk_meta_end(hs_json *j, const hs_walk_result *wr)
+{
+	hs_json_cstr(j, "size_model", "allocator");
+	hs_json_uint(j, "bytes_pymalloc", wr->bytes_pymalloc);
+	hs_json_uint(j, "bytes_malloc", wr->bytes_malloc);
+	hs_json_uint(j, "bytes_static", wr->bytes_static);
+	hs_json_uint(j, "bytes_native", wr->bytes_native);
+	hs_json_uint(j, "bytes_device", wr->bytes_device);
+	hs_json_uint(j, "native_buffers", wr->native_buffers);
+	hs_json_uint(j, "native_conflicts", wr->native_conflicts);
+	hs_json_uint(j, "sizes_estimated", wr->sizes_estimated);
 }
 
 int hs_hook__walk(hs_writer *writer, const hs_meta *m, hs_walk_result *res)
@@ -1625,6 +1809,12 @@ int hs_hook__walk(hs_writer *writer, const hs_meta *m, hs_walk_result *res)
 	if (hs_hook__gc_collecting())
 		return hs_error_set(HS_EINVAL, "the garbage collector is running "
 		                    "(dump called from a finalizer or a gc callback?)");
+	/* In-process: prepare here (hs_native_prepare may run Python code:
+	 * before the walk holds any pointer). */
+	int own_prepare = !prepared;
+	if (own_prepare && hs_hook__walk_prepare() < 0)
+		return hs_error_set(HS_ENOMEM, "out of memory (native buffer layouts)");
+	w.native = prepared_native;
 	int rc = walk_init(&w);
 	if (rc == 0)
 		rc = module_roots(&w);
@@ -1642,22 +1832,16 @@ int hs_hook__walk(hs_writer *writer, const hs_meta *m, hs_walk_result *res)
 			rc = drain(&w);
 	}
 	hs_free(seeds);
+	if (rc == 0)
+		rc = native_nodes(&w);
 	res->peak_stack = w.peak;
 	res->vset_pages = w.seen.pages;
-	/* The walk is over: no borrowed pointer is used any more, so Python
-	 * __sizeof__ methods may run now; we hold a reference to each object. */
-	for (size_t i = 0; i < w.ndeferred; i++) {
-		PyObject *op = w.deferred[i];
-		Py_ssize_t sz;
-		if (rc == 0 && size_call_now(&w, op, &sz) == 0) {
-			PyTypeObject *tp = Py_TYPE(op);
-			uint64_t full = (uint64_t)(sz + hs_hook__presize(tp, op, hs_hook__obj_is_gc(tp, op)));
-			rc = hs_writer_size(writer, (uint64_t)(uintptr_t)op, full);
-		}
-		Py_DECREF(op);
-	}
-	hs_free(w.deferred);
+	res->bytes_pymalloc = w.acc.pymalloc;
+	res->bytes_malloc = w.acc.malloc;
+	res->bytes_static = w.acc.static_bytes;
 	res->walk_seconds = hs_hook__now() - t0;
 	walk_release(&w);
+	if (own_prepare)
+		hs_hook__walk_unprepare();
 	return rc < 0 ? rc : 0;
 }

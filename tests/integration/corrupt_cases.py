@@ -222,7 +222,25 @@ def rebuilt_cases(data):
     unknown = list(secs)
     unknown.insert(len(unknown), (99, b"a section kind from the future"))
     meta_i = next(i for i, (k, _) in enumerate(secs) if k == hsnap.SEC_META)
+    # format 1.1: REPORTED (what sys.getsizeof reports) right after the
+    # first NODES section; a seed without one (1.0) gets one inserted
+    rep_i = next((i for i, (k, _) in enumerate(secs) if k == hsnap.SEC_REPORTED), None)
+    if rep_i is None:
+        first_addr = hsnap.Cursor(bytes(st[0])).zigzag()
+        secs = list(secs)
+        secs.insert(first_nodes + 1, (hsnap.SEC_REPORTED, uvarint(1) + uvarint(zigzag(first_addr)) + uvarint(64)))
+        rep_i = first_nodes + 1
+    rep = secs[rep_i][1]
+    rep_count = hsnap.Cursor(rep).varint()
+    rep_body = rep[len(uvarint(rep_count)):]
+    before_nodes = list(secs)
+    before_nodes.insert(first_nodes, before_nodes.pop(rep_i))
     return [
+        ("valid CRCs: REPORTED claims more entries than its bytes hold",
+         with_section(rep_i, uvarint(len(rep) * 4) + rep_body), 2),
+        ("valid CRCs: REPORTED with a trailing byte", with_section(rep_i, rep + b"\x00"), 2),
+        ("valid CRCs: REPORTED cut inside an entry", with_section(rep_i, rep[:-1] + b"\x80"), 2),
+        ("valid CRCs: REPORTED before any NODES", assemble(header, before_nodes, totals), 2),
         ("rebuilt unchanged (control)", assemble(header, secs, totals), 0),
         ("unknown section kind 99 (must be skipped)", assemble(header, unknown, totals), 0),
         ("valid CRCs: NODES claims one node more than its streams hold", with_nodes(n + 1, e, st), 2),

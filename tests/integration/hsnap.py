@@ -19,8 +19,11 @@ MAGIC = b"\x89HSN\r\n\x1a\n"
 END_MAGIC = b"HSNAPEND"
 
 SEC_META, SEC_STRINGS, SEC_TYPES, SEC_NODES, SEC_ROOTS, SEC_META_END, SEC_SIZES, SEC_INDEX = 1, 2, 3, 4, 5, 6, 7, 15
+SEC_REPORTED = 10  # format 1.1: what sys.getsizeof reports, where it differs from size
 
 F_GC, F_VALUE, F_TRUNC, F_EST, F_IMMORTAL, F_CONT = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+# type flags
+T_GC, T_HEAP, T_SIZEOF, T_NATIVE, T_DEVICE, T_MAPPED = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 E_STRONG, E_WEAK = 0, 1
 L_NONE, L_INDEX, L_KEY, L_ATTR, L_NAME, L_ATTR_NAME, L_DICT_KEY, L_LOCAL = range(8)
@@ -104,7 +107,10 @@ class Edge:
 
 
 class Node:
-    __slots__ = ("address", "type", "size", "refcount", "flags", "value", "edges")
+    # size: real bytes (format 1.1) or sys.getsizeof (1.0); getsizeof: what
+    # sys.getsizeof reported (REPORTED, 1.1), None when unknown or when equal
+    # to size (see Snapshot.getsizeof)
+    __slots__ = ("address", "type", "size", "refcount", "flags", "value", "edges", "getsizeof")
 
     def __repr__(self):
         return "Node(%#x, type=%d, size=%d, rc=%d, flags=%#x, value=%r, %d edges)" % (
@@ -126,6 +132,16 @@ class Snapshot:
     # -- helpers for tests
     def type_name(self, node):
         return self.types[node.type]["name"]
+
+    def is_native(self, node):
+        return bool(self.types[node.type]["flags"] & T_NATIVE)
+
+    def getsizeof(self, node):
+        """What sys.getsizeof reported for the node: its REPORTED entry; in a
+        1.0 file, its size. None when unknown (1.1 without an entry)."""
+        if node.getsizeof is not None:
+            return node.getsizeof
+        return node.size if self.header.get("minor", 0) == 0 else None
 
     def by_type(self, name):
         return [n for n in self.nodes.values() if self.types[n.type]["name"] == name]
@@ -230,6 +246,19 @@ def parse(data):
                 if n is not None:
                     n.size = size
                     n.flags &= ~F_EST
+        elif kind_ == SEC_REPORTED:
+            addr = 0
+            count = c.varint()
+            if count > len(body) // 2:
+                raise FormatError("REPORTED count %d cannot fit" % count)
+            for _ in range(count):
+                addr += c.zigzag()
+                gs = c.varint()
+                n = s.nodes.get(addr)
+                if n is not None:
+                    n.getsizeof = gs
+            if not c.done():
+                raise FormatError("REPORTED trailing bytes")
         elif kind_ == SEC_STRINGS:
             for _ in range(c.varint()):
                 n = c.varint()
@@ -278,6 +307,7 @@ def _parse_nodes(s, c, prev_node):
         n.refcount = rc_s.varint()
         n.flags = flags_s.take(1)[0]
         n.value = None
+        n.getsizeof = None
         if n.flags & F_VALUE:
             n.value = values_s.take(values_s.varint())
         ne = ecounts_s.varint()

@@ -429,6 +429,7 @@ Test(format_read, rejects_newer_major_version)
 	size_t n;
 	uint8_t *d = small_file(&n);
 	hs_put_le16(d + 8, 2);
+	hs_put_le16(d + 10, 0);
 	hs_put_le32(d + 28, hs_crc32(0, d, 28));
 	cr_assert_eq(read_mem(d, n), HS_EVERSION);
 	cr_assert(strstr(hs_error_last(), "version 2.0 is not supported") != NULL, "%s", hs_error_last());
@@ -628,4 +629,61 @@ Test(format_write, size_corrections_follow_their_nodes)
 	cr_assert_eq(got[2], 1234);
 	cr_assert_eq(got[3], 0x0800);
 	cr_assert_eq(got[4], 77);
+}
+
+/* Format 1.1: REPORTED sections carry what sys.getsizeof reports. */
+static int on_reported_fix(uint64_t address, uint64_t size, void *p)
+{
+	uint64_t *got = p;
+	if (got[0] < 4) {
+		got[1 + 2 * got[0]] = address;
+		got[2 + 2 * got[0]] = size;
+	}
+	got[0]++;
+	return 0;
+}
+
+static const char *write_reported(const char *name, int chunk_nodes)
+{
+	const char *path = hs_test_tmppath(name);
+	hs_writer *w;
+	hs_writer_options o = HS_WRITER_OPTIONS_INIT;
+	o.chunk_nodes = (uint32_t)chunk_nodes;
+	cr_assert_eq(hs_writer_open(&w, path, &o), 0);
+	cr_assert_eq(hs_writer_meta(w, "{}", 2), 0);
+	uint32_t sid, tid;
+	hs_writer_string(w, &sid, "list", 4);
+	hs_type_record t = { 1, sid, HS_TYPE_GC, 40 };
+	hs_writer_type(w, &tid, &t);
+	hs_node_record a = { 0x1000, tid, 0, 96, 1, NULL, 0, 0 };
+	hs_node_record b = { 0x0800, tid, 0, 64, 1, NULL, 0, 0 };
+	cr_assert_eq(hs_writer_reported(w, 0x1000, 1), HS_EINVAL); /* before its node */
+	cr_assert_eq(hs_writer_node(w, &a), 0);
+	cr_assert_eq(hs_writer_reported(w, 0x1000, 88), 0);
+	cr_assert_eq(hs_writer_node(w, &b), 0);
+	cr_assert_eq(hs_writer_reported(w, 0x0800, 56), 0);
+	cr_assert_eq(hs_writer_commit(w, NULL), 0, "%s", hs_error_last());
+	hs_writer_free(w);
+	return path;
+}
+
+Test(format_write, reported_sizes_follow_their_nodes)
+{
+	for (int chunk = 1; chunk <= 2; chunk++) {
+		const char *path = write_reported(chunk == 1 ? "rep1.hsnap" : "rep2.hsnap", chunk);
+		uint64_t got[5] = { 0 };
+		hs_read_visitor v = { .version = HS_READ_VISITOR_VERSION, .reported = on_reported_fix };
+		cr_assert_eq(hs_format_read(path, &v, got), 0, "%s", hs_error_last());
+		cr_assert_eq(got[0], 2);
+		cr_assert_eq(got[1], 0x1000);
+		cr_assert_eq(got[2], 88);
+		cr_assert_eq(got[3], 0x0800);
+		cr_assert_eq(got[4], 56);
+		/* the header says 1.1 */
+		FILE *f = fopen(path, "rb");
+		uint8_t h[32];
+		cr_assert_eq(fread(h, 1, 32, f), 32);
+		fclose(f);
+		cr_assert_eq(hs_get_le16(h + 10), 1);
+	}
 }
