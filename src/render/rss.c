@@ -149,7 +149,8 @@ int hs_render__memory_text(FILE *f, const hs_snapshot *s, const hs_summary *sum)
 	if (hs_render__objects_warning(line, sizeof(line), s, sum))
 		fprintf(f, "warning: %s\n", line);
 	if (!m->available) {
-		fprintf(f, "RSS breakdown unavailable (%s)\n", m->unavailable);
+		fprintf(f, "RSS breakdown unavailable (%s)\n",
+		        m->unavailable ? m->unavailable : "not computed");
 		return 0;
 	}
 	fputc('\n', f);
@@ -224,7 +225,8 @@ int hs_render__memory_json(cJSON *mem, const hs_snapshot *s, const hs_summary *s
 	if (ok && hs_render__objects_warning(line, sizeof(line), s, sum))
 		ok &= cJSON_AddItemToArray(warn, cJSON_CreateString(line));
 	if (!m->available) {
-		ok &= cJSON_AddStringToObject(mem, "breakdown_unavailable", m->unavailable) != NULL;
+		ok &= cJSON_AddStringToObject(mem, "breakdown_unavailable",
+		                              m->unavailable ? m->unavailable : "not computed") != NULL;
 		return ok;
 	}
 	ok &= cJSON_AddItemToObject(mem, "breakdown_rss", hs_render__num(m->rss));

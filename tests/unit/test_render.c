@@ -154,7 +154,9 @@ Test(render, summary_json_has_rows_other_and_memory)
 	cJSON_free(text);
 	text = cJSON_PrintUnformatted(cJSON_GetObjectItem(j, "memory"));
 	cr_assert_str_eq(text, "{\"rss\":1048576,\"uss\":524288,\"python_objects\":378,"
-	                       "\"pymalloc_allocated_blocks\":10}");
+	                       "\"pymalloc_allocated_blocks\":10,\"size_model\":\"getsizeof\","
+	                       "\"warnings\":[],\"breakdown_unavailable\":\"snapshot taken by an "
+	                       "older hook\"}");
 	cJSON_free(text);
 	cJSON_Delete(j);
 	hs_summary_free(sum);
