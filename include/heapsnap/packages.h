@@ -6,7 +6,9 @@
  * objects reachable only through the modules in sys.modules whose name
  * starts with it (`json`, `json.decoder`, `json.scanner` make `json`), their
  * namespaces included. An object two of its modules share counts for it;
- * one shared with another package counts for neither. All packages come
+ * one shared with another package counts for neither. A standard library
+ * C accelerator _X (_json, _decimal, _pickle) belongs to X when X is
+ * imported: X re-exports what _X defines. All packages come
  * from one dominator computation over the graph with each package's
  * modules (and their __dict__s) contracted into one virtual object: the
  * references into any of them lead to it, and it leads to them.

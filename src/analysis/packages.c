@@ -98,6 +98,26 @@ static uint32_t find_or_add(pkgs *v, const char *name, size_t len)
 	return (uint32_t)v->n++;
 }
 
+static int known(const pkgs *v, const char *name, size_t len)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (strlen(v->p[i].name) == len && !strncmp(v->p[i].name, name, len))
+			return 1;
+	return 0;
+}
+
+/* The package `name` (len bytes) counts in: the standard library's C
+ * accelerators (_json, _decimal, _pickle) are what their Python module
+ * re-exports, so _X goes with X when X is imported; apart, every class
+ * they define would be shared by two packages and counted for neither. */
+static void canonical(const pkgs *tops, const char **name, size_t *len)
+{
+	if (*len > 1 && (*name)[0] == '_' && (*name)[1] != '_' && known(tops, *name + 1, *len - 1)) {
+		(*name)++;
+		(*len)--;
+	}
+}
+
 static int add_file(hs_package *p, const char *path, uint64_t rss)
 {
 	hs_package_file *nf = hs_reallocarray(p->files, p->file_count + 1, sizeof(hs_package_file));
@@ -113,7 +133,7 @@ static int add_file(hs_package *p, const char *path, uint64_t rss)
 }
 
 /* Resident bytes of mapped files from META memory.files, by package. */
-static int mappings(hs_packages *out, pkgs *v, const hs_snapshot *s)
+static int mappings(hs_packages *out, pkgs *v, const pkgs *tops, const hs_snapshot *s)
 {
 	const cJSON *meta = hs_snapshot_meta(s);
 	const cJSON *mem = meta ? cJSON_GetObjectItemCaseSensitive(meta, "memory") : NULL;
@@ -133,7 +153,10 @@ static int mappings(hs_packages *out, pkgs *v, const hs_snapshot *s)
 			out->mapped_other += bytes;
 			continue;
 		}
-		uint32_t k = find_or_add(v, name, strlen(name));
+		const char *cn = name;
+		size_t cl = strlen(name);
+		canonical(tops, &cn, &cl);
+		uint32_t k = find_or_add(v, cn, cl);
 		if (k == NO_PKG)
 			return HS_ENOMEM;
 		HS_TRY(add_file(&v->p[k], path->valuestring, bytes));
@@ -311,15 +334,26 @@ int hs_packages_compute(hs_packages **out, const hs_snapshot *s)
 	HS_TRY(hs_retention__check_graph(g, "package sizes"));
 	uint32_t n = g->node_count;
 	int rc = HS_ENOMEM;
-	pkgs v = { NULL, 0, 0 };
+	pkgs v = { NULL, 0, 0 }, tops = { NULL, 0, 0 };
 	hs_packages *p = hs_calloc(1, sizeof(*p));
 	uint32_t *member = hs_reallocarray(NULL, n ? n : 1, sizeof(uint32_t));
 	if (!p || !member)
 		goto done;
 	memset(member, 0xff, (size_t)n * sizeof(uint32_t));
+	uint32_t nr = hs_snapshot_root_count(s);
+	/* every top-level name first, for canonical() */
+	for (uint32_t i = 0; i < nr; i++) {
+		hs_snapshot_root r = hs_retention__root(s, i);
+		const char *name = r.kind == HS_ROOT_MODULE && r.name != HS_NO_STRING
+		                   ? hs_snapshot_string(s, r.name, NULL) : NULL;
+		if (!name || !*name)
+			continue;
+		const char *dot = strchr(name, '.');
+		if (find_or_add(&tops, name, dot ? (size_t)(dot - name) : strlen(name)) == NO_PKG)
+			goto done;
+	}
 	/* module roots name the packages; a module named twice (os.path and
 	 * posixpath) belongs to the first name */
-	uint32_t nr = hs_snapshot_root_count(s);
 	for (uint32_t i = 0; i < nr; i++) {
 		hs_snapshot_root r = hs_retention__root(s, i);
 		if (r.kind != HS_ROOT_MODULE || r.node >= n || r.name == HS_NO_STRING ||
@@ -329,7 +363,9 @@ int hs_packages_compute(hs_packages **out, const hs_snapshot *s)
 		if (!name || !*name)
 			continue;
 		const char *dot = strchr(name, '.');
-		uint32_t k = find_or_add(&v, name, dot ? (size_t)(dot - name) : strlen(name));
+		size_t len = dot ? (size_t)(dot - name) : strlen(name);
+		canonical(&tops, &name, &len);
+		uint32_t k = find_or_add(&v, name, len);
 		if (k == NO_PKG)
 			goto done;
 		v.p[k].modules++;
@@ -339,7 +375,7 @@ int hs_packages_compute(hs_packages **out, const hs_snapshot *s)
 			member[md] = k;
 	}
 	uint32_t nmod = (uint32_t)v.n;
-	if ((rc = mappings(p, &v, s)) < 0)
+	if ((rc = mappings(p, &v, &tops, s)) < 0)
 		goto done;
 	if ((rc = retained(p, &v, s, member, nmod)) < 0)
 		goto done;
@@ -360,6 +396,7 @@ int hs_packages_compute(hs_packages **out, const hs_snapshot *s)
 done:
 	hs_free(member);
 	free_rows(v.p, v.n);
+	free_rows(tops.p, tops.n);
 	hs_packages_free(p);
 	return rc;
 }

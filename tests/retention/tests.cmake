@@ -26,7 +26,12 @@ foreach(_py ${HS_PY_TEST_INTERPRETERS})
     continue()
   endif()
   list(APPEND _rt_tags ${_v})
-  foreach(_case ${_rt_cases})
+  set(_cases ${_rt_cases} import_cost)
+  # SQLAlchemy comes from a venv of /usr/bin/python3 (tests/integration/setup_venv.py)
+  if("${_v}" STREQUAL "3.11-system")
+    list(APPEND _cases orm_identity_map)
+  endif()
+  foreach(_case ${_cases})
     add_test(NAME retention.${_case}.${_v}
       COMMAND /usr/bin/python3 ${_rt}/run_retention.py --cli $<TARGET_FILE:heapsnap_cli>
         --python ${_py} --case ${_case})
