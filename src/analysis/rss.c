@@ -16,7 +16,8 @@
  *   native_heap     malloc in use that is neither object blocks
  *                   (dump.bytes_malloc) nor native buffers
  *   native_free     malloc's free chunks not returned to the OS
- *   libraries       file-backed resident pages
+ *   libraries       file-backed resident pages, less the static objects
+ *                   (dump.bytes_static) that live in them
  *   stacks          main and thread stacks
  *   other           RSS minus all the above
  *
@@ -251,7 +252,12 @@ int hs_analysis_memory(hs_memory_breakdown *out, const hs_snapshot *s)
 	u64_at(mem, "maps.stack_rss", &stack);
 	u64_at(mem, "maps.thread_stack_rss", &tstack);
 	u64_at(mem, "maps.thread_stacks", &out->thread_stacks);
-	part(out, "libraries", files);
+	/* statically allocated objects (builtin types, small ints, ...: 1.1's
+	 * dump.bytes_static) live in the data segments of the interpreter's
+	 * file mappings: counted as objects, not again as libraries */
+	uint64_t statics = 0;
+	u64_at(meta, "dump.bytes_static", &statics);
+	part(out, "libraries", sub0(files, statics, NULL));
 	part(out, "stacks", stack + tstack);
 	uint64_t sum = 0;
 	for (size_t i = 0; i < out->part_count; i++)
