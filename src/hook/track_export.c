@@ -159,6 +159,10 @@ typedef struct copy {
 	uint32_t nlocs;
 	PyObject **codes;
 	uint32_t ncodes;
+	/* detached entries (codes[i] NULL): their copied names, owned by the
+	 * tables, which only tracking stopping frees (a Python call: the GIL
+	 * held here keeps it from happening) */
+	const char **dfile, **dname;
 } copy;
 
 static void copy_free(copy *c)
@@ -168,6 +172,8 @@ static void copy_free(copy *c)
 	free(c->frames);
 	free(c->locs);
 	free(c->codes);
+	free(c->dfile);
+	free(c->dname);
 }
 
 /* Under the lock: libc copies of the tables (0, or HS_ENOMEM). */
@@ -184,7 +190,9 @@ static int take_copy(copy *c)
 	c->frames = malloc((t->nframes ? t->nframes : 1) * sizeof(uint32_t));
 	c->locs = malloc((t->nlocs ? t->nlocs : 1) * sizeof(hs_tk_loc));
 	c->codes = malloc((t->ncodes ? t->ncodes : 1) * sizeof(PyObject *));
-	if (!c->blocks || !c->stacks || !c->frames || !c->locs || !c->codes) {
+	c->dfile = malloc((t->ncodes ? t->ncodes : 1) * sizeof(char *));
+	c->dname = malloc((t->ncodes ? t->ncodes : 1) * sizeof(char *));
+	if (!c->blocks || !c->stacks || !c->frames || !c->locs || !c->codes || !c->dfile || !c->dname) {
 		rc = HS_ENOMEM;
 		goto out;
 	}
@@ -209,8 +217,11 @@ static int take_copy(copy *c)
 	c->nframes = t->nframes;
 	memcpy(c->locs, t->locs, t->nlocs * sizeof(hs_tk_loc));
 	c->nlocs = t->nlocs;
-	for (uint32_t i = 0; i < t->ncodes; i++)
+	for (uint32_t i = 0; i < t->ncodes; i++) {
 		c->codes[i] = t->codes[i].code;
+		c->dfile[i] = t->codes[i].file;
+		c->dname[i] = t->codes[i].name;
+	}
 	c->ncodes = t->ncodes;
 out:
 	hs_tk_unlock();
@@ -270,6 +281,19 @@ int hs_hook__sites_write(hs_writer *w, const hs_sites_ctx *ctx, hs_sites_result 
 	for (uint32_t k = 0; k < nl; k++) {
 		const hs_tk_loc *l = &c.locs[order_locs[k]];
 		PyCodeObject *co = (PyCodeObject *)c.codes[l->code];
+		if (!co) { /* detached: copied names */
+			hs_site_loc *o = &out_locs[k];
+			const char *fs = c.dfile[l->code] ? c.dfile[l->code] : "";
+			const char *ns = c.dname[l->code] ? c.dname[l->code] : "";
+			o->line = l->line > 0 ? (uint32_t)l->line : 0;
+			o->flags = 0;
+			if ((rc = hs_writer_string(w, &o->file, fs, strlen(fs))) < 0 ||
+			    (rc = hs_writer_string(w, &o->function, ns, strlen(ns))) < 0)
+				goto done;
+			if (is_library(ctx, fs, strlen(fs)))
+				o->flags |= HS_SITE_LIBRARY;
+			continue;
+		}
 #if PY_VERSION_HEX >= 0x030B0000
 		PyObject *fn = co->co_qualname;
 #else

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The pinned virtual environment the tracker's library tests run in:
-BUILD/venv-track-X.Y, made by interpreter PY with numpy pinned for its
+BUILD/venv-track-X.Y-HASH (HASH of PY's real path), made by interpreter PY with numpy pinned for its
 version (and, on 3.11, torch from the wheel in /opt/wheels when asked).
 Made once; the pins and the interpreter's version are stamped.
 
@@ -36,11 +36,13 @@ def main(argv):
             print("SKIP: torch is tested on 3.11 with %s only" % TORCH_WHEEL)
             return 77
         pins.append(TORCH_WHEEL)
-    name = "venv-track-%d.%d%s" % (ver[0], ver[1], "-torch" if want_torch else "")
+    real = os.path.realpath(py)
+    # one per interpreter: /usr/bin/python3 and pyenv's 3.11 are both 3.11
+    tag = hashlib.sha256(real.encode()).hexdigest()[:8]
+    name = "venv-track-%d.%d-%s%s" % (ver[0], ver[1], tag, "-torch" if want_torch else "")
     venv = os.path.join(build, name)
     vpy = os.path.join(venv, "bin", "python")
     stamp = os.path.join(venv, "heapsnap-pins.txt")
-    real = os.path.realpath(py)
     want = hashlib.sha256("\n".join(pins + [real, "%d.%d" % ver]).encode()).hexdigest()
     if os.path.exists(vpy) and os.path.exists(stamp) and open(stamp).read().strip() == want:
         print(vpy)
