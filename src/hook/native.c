@@ -120,6 +120,10 @@ static PyObject *run_probe(const char *name, PyObject *mod, const char *code)
 done:
 	if (PyErr_Occurred())
 		PyErr_Clear();
+	/* a function defined by the probe refers to `g`: that cycle would keep
+	 * the probe objects alive into the walk (the GC is paused there) */
+	if (g)
+		PyDict_Clear(g);
 	Py_XDECREF(g);
 	return out;
 }
