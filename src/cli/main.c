@@ -51,7 +51,7 @@ const hs_cli_command hs_cli_commands[] = {
 	  "(-- CMD [ARGS...] | --pid PID)",
 	  0, hs_cli_opts_record },
 	{ "retained", cmd_retained, "what freeing an object would free: retained sizes (dominator tree)",
-	  "retained SNAP [--top N] [--by object|type] [--json]", HS_CMD_NEEDS_SNAPSHOT,
+	  "retained SNAP [--top N] [--by object|type|package] [--json]", HS_CMD_NEEDS_SNAPSHOT,
 	  hs_cli_opts_retained },
 	{ "run", cmd_run, "run a Python script and take snapshots of it",
 	  "run [-o DIR] [--at-exit] [--every SECONDS] [--signal SIG] [--collect] [--python PATH] "
