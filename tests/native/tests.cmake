@@ -1,6 +1,8 @@
 # Native buffers owned by objects (src/hook/native.c), checked through the
 # hook's test aid heapsnap._heapsnap._native_buffers against each library's
-# own answers. The standard library case runs on every interpreter the hook
+# own answers, and end to end through real dumps (native_dump.py: in-process
+# and fork mode, read back by tests/integration/hsnap.py and summary --json).
+# The standard library case runs on every interpreter the hook
 # was built for; numpy 1.x, numpy 2.x + pandas and torch run in pinned venvs
 # (venv_run.py, cached under the build dir) made by a 3.11 interpreter (the
 # torch wheel on this machine is cp311); no venv or no package: skipped (77).
@@ -29,11 +31,11 @@ if(_nt_py311 STREQUAL "")
   return()
 endif()
 # venv name -> test scripts run in it
-foreach(_case "numpy1;native_numpy" "numpy2;native_numpy" "torch;native_torch")
+foreach(_case "numpy1;native_numpy" "numpy2;native_numpy" "torch;native_torch" "torch;native_dump")
   list(GET _case 0 _venv)
   list(GET _case 1 _script)
-  add_test(NAME python.native.${_venv} COMMAND /usr/bin/env ${_nt_py311} ${CMAKE_CURRENT_LIST_DIR}/venv_run.py
+  add_test(NAME python.native.${_venv}.${_script} COMMAND /usr/bin/env ${_nt_py311} ${CMAKE_CURRENT_LIST_DIR}/venv_run.py
     ${CMAKE_BINARY_DIR} ${_nt_py311} ${_venv} ${CMAKE_CURRENT_LIST_DIR}/${_script}.py)
-  set_tests_properties(python.native.${_venv} PROPERTIES LABELS "python;slow" TIMEOUT 2400
+  set_tests_properties(python.native.${_venv}.${_script} PROPERTIES LABELS "python;slow" TIMEOUT 2400
     ENVIRONMENT "${_nt_env}" SKIP_RETURN_CODE 77)
 endforeach()
