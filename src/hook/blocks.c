@@ -53,6 +53,7 @@
 #include "internal/pycore_typeobject.h"
 #endif
 
+#include <frameobject.h>
 #include <link.h>
 #include <stddef.h>
 #include <string.h>
