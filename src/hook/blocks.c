@@ -100,6 +100,9 @@ typedef struct range {
 
 static range *ranges;
 static size_t nranges, cranges;
+#define PAGE_CACHE 1024
+static uintptr_t page_key[PAGE_CACHE]; /* page + 1; 0 empty (is_static) */
+static uint8_t page_static[PAGE_CACHE];
 
 static int add_range(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -138,13 +141,32 @@ void hs_blocks_prepare(void)
 	if (ps > 0)
 		page_size = (uint64_t)ps;
 	nranges = 0;
+	memset(page_key, 0, sizeof(page_key));
 	dl_iterate_phdr(add_range, NULL);
 	qsort(ranges, nranges, sizeof(*ranges), range_cmp);
 }
 
+/* Per 4 KiB page (a page belongs to one mapping): static or not, in a
+ * direct-mapped cache in front of the binary search (most objects sit in
+ * a few pymalloc arenas). Reset by hs_blocks_prepare. */
+
+static int range_search(uintptr_t a);
+
 static inline int is_static(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
+	uintptr_t page = a >> 12;
+	size_t c = (size_t)(page ^ (page >> 10)) & (PAGE_CACHE - 1);
+	if (page_key[c] == page + 1)
+		return page_static[c];
+	int st = range_search(a);
+	page_key[c] = page + 1;
+	page_static[c] = (uint8_t)st;
+	return st;
+}
+
+static int range_search(uintptr_t a)
+{
 	size_t lo = 0, hi = nranges;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
