@@ -284,11 +284,11 @@ int hs_hook__sites_write(hs_writer *w, const hs_sites_ctx *ctx, hs_sites_result 
 		if (!co) { /* detached: copied names */
 			hs_site_loc *o = &out_locs[k];
 			const char *fs = c.dfile[l->code] ? c.dfile[l->code] : "";
-			const char *ns = c.dname[l->code] ? c.dname[l->code] : "";
+			const char *fn = c.dname[l->code] ? c.dname[l->code] : "";
 			o->line = l->line > 0 ? (uint32_t)l->line : 0;
 			o->flags = 0;
 			if ((rc = hs_writer_string(w, &o->file, fs, strlen(fs))) < 0 ||
-			    (rc = hs_writer_string(w, &o->function, ns, strlen(ns))) < 0)
+			    (rc = hs_writer_string(w, &o->function, fn, strlen(fn))) < 0)
 				goto done;
 			if (is_library(ctx, fs, strlen(fs)))
 				o->flags |= HS_SITE_LIBRARY;
