@@ -46,6 +46,7 @@
  * removes its temporary file.
  */
 #include "hook_internal.h"
+#include "memory.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -267,6 +268,7 @@ static void child_main(const child_ctx *c)
 	hs_json end;
 	hs_json_init(&end);
 	hs_json_open(&end, NULL, '{');
+	hs_hook__memory_end_json(&end); /* the mappings read when the child started */
 	hs_json_open(&end, "dump", '{');
 	if (parent_pause >= 0)
 		hs_json_double(&end, "pause_seconds", parent_pause);
@@ -301,6 +303,7 @@ static void child_main(const child_ctx *c)
 		hs_json_cstr(&end, NULL, "fork mode: C-level __sizeof__ methods were not called (that would "
 		                         "write into the copied heap): what sys.getsizeof reports is unknown "
 		                         "for those objects; their real sizes are computed as in-process");
+	hs_hook__walk_notes(&end, &wr);
 	hs_json_close(&end, ']');
 	hs_json_close(&end, '}');
 	hs_json_close(&end, '}');

@@ -185,6 +185,7 @@ typedef struct hs_walk_result {
 	double walk_seconds;
 	size_t peak_stack;
 	size_t vset_pages;
+	char native_notes[1024]; /* hs_native_notes() of the walk's state: "" = none */
 } hs_walk_result;
 
 /*
@@ -205,6 +206,9 @@ void hs_hook__walk_unprepare(void);
 /* The size-model figures of META_END `dump` (format 1.1), into the open
  * `dump` object of `j`. */
 void hs_hook__walk_meta_end(hs_json *j, const hs_walk_result *wr);
+/* The walk's own notes (a native library whose layout could not be
+ * verified), as strings into the open `notes` array of `j`. */
+void hs_hook__walk_notes(hs_json *j, const hs_walk_result *wr);
 
 /* Module setup (walk.c): interned names. @return 0 or -1 with an exception. */
 int hs_hook__init(void);

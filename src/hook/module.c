@@ -334,6 +334,7 @@ static PyObject *dump(PyObject *self, PyObject *args, PyObject *kwargs)
 			hs_json_cstr(&end, NULL, "some Python-level __sizeof__ methods could not be called "
 			                         "(out of memory while deferring them after the walk); those "
 			                         "objects have their basic size and the size-estimated flag");
+		hs_hook__walk_notes(&end, &wr); /* native libraries left uncounted */
 		hs_json_close(&end, ']');
 		hs_json_close(&end, '}');
 		hs_json_close(&end, '}');

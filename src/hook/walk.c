@@ -1794,6 +1794,12 @@ void hs_hook__walk_meta_end(hs_json *j, const hs_walk_result *wr)
 	hs_json_uint(j, "sizes_estimated", wr->sizes_estimated);
 }
 
+void hs_hook__walk_notes(hs_json *j, const hs_walk_result *wr)
+{
+	if (wr->native_notes[0])
+		hs_json_cstr(j, NULL, wr->native_notes);
+}
+
 int hs_hook__walk(hs_writer *writer, const hs_meta *m, hs_walk_result *res)
 {
 	walk w;
@@ -1815,6 +1821,7 @@ int hs_hook__walk(hs_writer *writer, const hs_meta *m, hs_walk_result *res)
 	if (own_prepare && hs_hook__walk_prepare() < 0)
 		return hs_error_set(HS_ENOMEM, "out of memory (native buffer layouts)");
 	w.native = prepared_native;
+	snprintf(res->native_notes, sizeof(res->native_notes), "%s", hs_native_notes(w.native));
 	int rc = walk_init(&w);
 	if (rc == 0)
 		rc = module_roots(&w);
