@@ -198,8 +198,10 @@ HS_EXTERN(int) hs_writer_meta_end(hs_writer *w, const char *json, size_t len);
 HS_EXTERN(int) hs_writer_size(hs_writer *w, uint64_t address, uint64_t size);
 /**
  * Record what sys.getsizeof reports for the node just written (call after
- * hs_writer_node, before the next node), when it differs from its size.
- * Written as a REPORTED section right after that node's NODES section.
+ * hs_writer_node for that node, before its edges overflow into a new
+ * section and before the next node; `address` must be that node's).
+ * Written positionally as a REPORTED section right after that node's NODES
+ * section; a node without a call is "unknown".
  */
 HS_EXTERN(int) hs_writer_reported(hs_writer *w, uint64_t address, uint64_t getsizeof);
 /** Intern a string; *out receives its id (the same bytes give the same id). */
@@ -263,9 +265,10 @@ typedef struct hs_read_visitor {
 	int (*site_loc)(uint32_t id, const hs_site_loc *l, void *payload);
 	int (*site_stack)(uint32_t id, const uint32_t *locs, uint32_t n, void *payload);
 	int (*alloc)(const hs_alloc_record *a, void *payload);
-	/* 1.1: what sys.getsizeof reports for the object at `address`
-	 * (REPORTED sections, after the nodes they name) */
-	int (*reported)(uint64_t address, uint64_t getsizeof, void *payload);
+	/* 1.1: what sys.getsizeof reports for the object at `address`, the
+	 * `node`-th object of the file (0-based, file order, continuation
+	 * records not counted), already passed to `node` (REPORTED sections) */
+	int (*reported)(uint64_t node, uint64_t address, uint64_t getsizeof, void *payload);
 } hs_read_visitor;
 
 #define HS_READ_VISITOR_VERSION 1

@@ -57,6 +57,15 @@ typedef struct reader {
 	uint64_t last_address; /* of the last complete node, for continuations */
 	uint32_t last_type;
 	int have_last;
+
+	/* The records of the last NODES section (kept only for a visitor of
+	 * REPORTED, which is positional): address and size, and the file
+	 * index of its first object. */
+	struct rec { uint64_t address, size; } *rec;
+	size_t rec_count, rec_cap;
+	uint64_t rec_first_node;
+	int rec_first_continued;
+	uint32_t prev_kind; /* kind of the section decoded before */
 } reader;
 
 /* Fuzz builds accept any checksum so that the fuzzer reaches the decoders
@@ -401,27 +410,39 @@ static int decode_roots(reader *r, const uint8_t *raw, uint32_t len)
 	return 0;
 }
 
-/* REPORTED (1.1): count, then (delta address, getsizeof) per entry; each
- * names an object written in an earlier NODES section (checked by the
- * loader, which ignores an address that is no node). */
-static int decode_reported(reader *r, const uint8_t *raw, uint32_t len)
+/* REPORTED (1.1), right after the NODES section it describes: one varint
+ * per record of that section, 0 = unknown, else getsizeof = size +
+ * zigzag_decode(v - 1). A continuation record has 0. */
+static int decode_reported(reader *r, const uint8_t *raw, uint32_t len, uint64_t offset)
 {
+	char where[64];
+	snprintf(where, sizeof(where), "REPORTED section at offset %llu", (unsigned long long)offset);
+	if (r->prev_kind != HS_SECTION_NODES)
+		return FAIL(r, HS_EFORMAT, "corrupt %s (not right after a NODES section)", where);
 	hs_cursor c = { raw, raw + len };
-	uint64_t count, prev = 0;
-	HS_TRY(wrap(r, hs_cursor_varint(&c, &count, "count"), "REPORTED section"));
-	if (count > len / 2 || count > r->totals.nodes)
-		return FAIL(r, HS_EFORMAT, "corrupt REPORTED section (%llu entries for %u bytes and %llu objects)",
-		            (unsigned long long)count, len, (unsigned long long)r->totals.nodes);
+	uint64_t count;
+	HS_TRY(wrap(r, hs_cursor_varint(&c, &count, "count"), where));
+	if (count > len || count != r->rec_count)
+		return FAIL(r, HS_EFORMAT, "corrupt %s (%llu entries for a NODES section of %zu records, %u bytes)",
+		            where, (unsigned long long)count, r->rec_count, len);
 	for (uint64_t i = 0; i < count; i++) {
-		uint64_t delta, size;
-		HS_TRY(wrap(r, hs_cursor_varint(&c, &delta, "address"), "REPORTED section"));
-		HS_TRY(wrap(r, hs_cursor_varint(&c, &size, "getsizeof"), "REPORTED section"));
-		prev += (uint64_t)hs_zigzag_decode(delta);
-		if (r->v->reported)
-			HS_TRY(r->v->reported(prev, size, r->payload));
+		uint64_t v;
+		HS_TRY(wrap(r, hs_cursor_varint(&c, &v, "entry"), where));
+		if (v == 0)
+			continue;
+		if (i == 0 && r->rec_first_continued)
+			return FAIL(r, HS_EFORMAT, "corrupt %s (an entry for a continuation record)", where);
+		int64_t d = hs_zigzag_decode(v - 1);
+		uint64_t size = r->rec[i].size;
+		uint64_t gs = size + (uint64_t)d;
+		if (d < 0 ? (uint64_t)-(d + 1) >= size : gs < size)
+			return FAIL(r, HS_EFORMAT, "corrupt %s (entry %llu: getsizeof = size %llu %+lld is out of range)", where,
+			            (unsigned long long)i, (unsigned long long)size, (long long)d);
+		HS_TRY(r->v->reported(r->rec_first_node + i - (uint64_t)r->rec_first_continued, r->rec[i].address,
+		                      gs, r->payload));
 	}
 	if (hs_cursor_left(&c))
-		return FAIL(r, HS_EFORMAT, "corrupt REPORTED section (%zu trailing bytes)", hs_cursor_left(&c));
+		return FAIL(r, HS_EFORMAT, "corrupt %s (%zu trailing bytes)", where, hs_cursor_left(&c));
 	return 0;
 }
 
@@ -560,6 +581,17 @@ static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t of
 
 	uint64_t prev_address = 0, prev_target = 0, prev_key = 0, prev_index = 0, edges_seen = 0;
 	int skipped_edges = 0;
+	int keep = r->v->reported != NULL; /* for a REPORTED section after this one */
+	r->rec_count = 0;
+	r->rec_first_node = r->nodes;
+	r->rec_first_continued = 0;
+	if (keep && node_count > r->rec_cap) {
+		struct rec *nr = hs_reallocarray(r->rec, (size_t)node_count, sizeof(*nr));
+		if (!nr)
+			return FAIL(r, HS_ENOMEM, "out of memory (%s)", where);
+		r->rec = nr;
+		r->rec_cap = (size_t)node_count;
+	}
 	for (uint64_t i = 0; i < node_count; i++) {
 		uint64_t delta, type, size, refcount, nedges;
 		uint8_t flags;
@@ -581,6 +613,12 @@ static int decode_nodes(reader *r, const uint8_t *raw, uint32_t len, uint64_t of
 			return FAIL(r, HS_EFORMAT, "corrupt %s (edge counts exceed the section's %llu references)",
 			            where, (unsigned long long)edge_count);
 		int continued = (flags & HS_NODE_CONTINUED) != 0;
+		if (keep) {
+			r->rec[i].address = address;
+			r->rec[i].size = size;
+			r->rec_count = (size_t)i + 1;
+			r->rec_first_continued |= continued;
+		}
 		if (continued) {
 			if (i != 0 || !r->have_last || address != r->last_address || type != r->last_type ||
 			    (flags & ~HS_NODE_CONTINUED))
@@ -719,10 +757,13 @@ static int read_all(reader *r)
 			HS_TRY(decode_sizes(r, raw, s->raw));
 			break;
 		case HS_SECTION_REPORTED:
-			if (r->nodes == 0)
-				return FAIL(r, HS_EFORMAT, "corrupt snapshot (a REPORTED section before any NODES)");
-			HS_TRY(section_raw(r, s, &raw));
-			HS_TRY(decode_reported(r, raw, s->raw));
+			if (r->prev_kind != HS_SECTION_NODES)
+				return FAIL(r, HS_EFORMAT, "corrupt snapshot (a REPORTED section at offset %llu "
+				            "not right after a NODES section)", (unsigned long long)s->offset);
+			if (r->v->reported) {
+				HS_TRY(section_raw(r, s, &raw));
+				HS_TRY(decode_reported(r, raw, s->raw, s->offset));
+			}
 			break;
 		case HS_SECTION_SITES:
 			if (r->v->sites || r->v->site_loc || r->v->site_stack || r->v->alloc) {
@@ -746,6 +787,7 @@ static int read_all(reader *r)
 		}
 		if (s->kind != HS_SECTION_META_END)
 			release_pages(r, s);
+		r->prev_kind = s->kind;
 	}
 	if (meta_end) {
 		const uint8_t *raw;
@@ -781,6 +823,7 @@ static int read_image(const void *data, size_t len, const char *name, int mapped
 	int rc = read_all(&r);
 	hs_free(r.sections);
 	hs_free(r.raw);
+	hs_free(r.rec);
 	if (r.dctx)
 		ZSTD_freeDCtx(r.dctx);
 	return rc;

@@ -102,10 +102,12 @@ struct hs_writer {
 	uint64_t prev_size_address;
 
 	/* What sys.getsizeof reports, for the nodes of the current chunk
-	 * (REPORTED, written right after their NODES section). */
+	 * (REPORTED, written right after their NODES section): one varint per
+	 * record of the chunk, 0 = unknown; entries up to reported_n are in. */
 	hs_buf reported;
-	uint32_t pending_reported_count;
-	uint64_t prev_reported_address;
+	uint32_t reported_n;
+	int reported_any;  /* the chunk has a known figure: write the section */
+	int reported_open; /* the chunk's last record is a node (not a continuation) */
 
 	/* Allocation sites: ids defined so far, the pending ALLOCS chunk. */
 	uint32_t site_locs, site_stacks;
@@ -346,6 +348,28 @@ static int finish_node(hs_writer *w)
 	return 0;
 }
 
+/* REPORTED after the chunk's NODES: one entry per record of that chunk,
+ * the records without a figure (and continuations) as 0. Nothing when no
+ * figure is known (a reader then knows none: the same as all zeros). */
+static int flush_reported(hs_writer *w, uint32_t nodes)
+{
+	int rc = 0;
+	if (w->reported_any) {
+		uint32_t pad = nodes - w->reported_n;
+		rc = hs_buf_grow(&w->reported, pad);
+		if (rc == 0) {
+			memset(w->reported.data + w->reported.len, 0, pad);
+			w->reported.len += pad;
+			rc = flush_counted(w, HS_SECTION_REPORTED, &w->reported, &nodes);
+		}
+	}
+	hs_buf_clear(&w->reported);
+	w->reported_n = 0;
+	w->reported_any = 0;
+	w->reported_open = 0;
+	return rc;
+}
+
 static int flush_chunk(hs_writer *w)
 {
 	HS_TRY(finish_node(w));
@@ -378,12 +402,12 @@ static int flush_chunk(hs_writer *w)
 		rc = submit(w, HS_SECTION_NODES, &raw);
 	}
 	hs_buf_release(&raw);
+	uint32_t nodes = w->chunk_nodes;
 	w->chunk_nodes = 0;
 	w->chunk_edges = 0;
 	w->prev_address = w->prev_target = w->prev_key = w->prev_index = 0;
-	w->prev_reported_address = 0;
 	if (rc == 0)
-		rc = flush_counted(w, HS_SECTION_REPORTED, &w->reported, &w->pending_reported_count);
+		rc = flush_reported(w, nodes);
 	return rc;
 }
 
@@ -516,13 +540,27 @@ int hs_writer_reported(hs_writer *w, uint64_t address, uint64_t getsizeof)
 {
 	/* no check_failed() here: it takes the writer's lock, and this runs
 	 * once per object; a failure shows at the next chunk flush */
-	if (!w->have_node || w->chunk_nodes == 0)
-		return hs_error_set(HS_EINVAL, "getsizeof entry before its node");
-	HS_TRY(hs_buf_put_varint(&w->reported,
-	                         hs_zigzag_encode((int64_t)(address - w->prev_reported_address))));
-	HS_TRY(hs_buf_put_varint(&w->reported, getsizeof));
-	w->prev_reported_address = address;
-	w->pending_reported_count++;
+	if (!w->have_node || !w->reported_open || w->last_node.address != address)
+		return hs_error_set(HS_EINVAL, "getsizeof entry for 0x%llx: not the node just written",
+		                    (unsigned long long)address);
+	/* positional: getsizeof - size, zigzag, + 1 (0 = unknown); most
+	 * objects differ by a header or a rounding: one byte */
+	uint64_t z = hs_zigzag_encode((int64_t)(getsizeof - w->last_node.size));
+	if (z == UINT64_MAX)
+		return hs_error_set(HS_EINVAL, "getsizeof %llu of 0x%llx cannot be encoded",
+		                    (unsigned long long)getsizeof, (unsigned long long)address);
+	hs_buf *b = &w->reported;
+	uint32_t pad = w->chunk_nodes - 1 - w->reported_n; /* earlier records: unknown */
+	if (b->cap - b->len < (size_t)pad + 10)
+		HS_TRY(hs_buf_grow(b, (size_t)pad + 10));
+	if (pad) {
+		memset(b->data + b->len, 0, pad);
+		b->len += pad;
+	}
+	b->len += hs_varint_encode(b->data + b->len, z + 1);
+	w->reported_n = w->chunk_nodes;
+	w->reported_any = 1;
+	w->reported_open = 0;
 	return 0;
 }
 
@@ -623,6 +661,7 @@ int hs_writer_node(hs_writer *w, const hs_node_record *n)
 	if (!(flags & HS_NODE_HAS_VALUE) || !n->value)
 		flags &= ~(HS_NODE_HAS_VALUE | HS_NODE_VALUE_TRUNCATED);
 	HS_TRY(put_node(w, n, flags));
+	w->reported_open = 1;
 	w->last_node = *n;
 	w->last_node.value = NULL;
 	w->last_node.flags = 0;
@@ -645,6 +684,7 @@ int hs_writer_edge(hs_writer *w, const hs_edge_record *e)
 		HS_TRY(check_failed(w));
 		HS_TRY(flush_chunk(w));
 		HS_TRY(put_node(w, &w->last_node, HS_NODE_CONTINUED));
+		w->reported_open = 0;
 	}
 	hs_buf *s = w->streams;
 	HS_TRY(hs_buf_put_varint(&s[HS_STREAM_TARGETS],

@@ -630,12 +630,13 @@ static int on_size(uint64_t address, uint64_t size, void *payload)
 /* What sys.getsizeof reports for a node (REPORTED, format 1.1). */
 #define GS_UNKNOWN UINT32_MAX
 #define GS_BIG (UINT32_MAX - 1) /* in the big table */
-static int on_reported(uint64_t address, uint64_t size, void *payload)
+static int on_reported(uint64_t node, uint64_t address, uint64_t size, void *payload)
 {
 	hs_snapshot *s = payload;
-	uint32_t i = hs_addrmap__find(&s->map, s->address, address);
-	if (i == HS_NO_NODE || i >= s->g.node_count)
-		return 0; /* names no object read so far: ignored, as the spec says */
+	/* positional: the node-th object, as read (the reader checked it) */
+	if (node >= s->g.node_count || node >= s->pass1_nodes || s->address[node] != address)
+		return 0;
+	uint32_t i = (uint32_t)node;
 	if (!s->getsizeof32) {
 		uint32_t n = s->pass1_nodes ? s->pass1_nodes : 1;
 		if (!(s->getsizeof32 = hs_reallocarray(NULL, n, sizeof(uint32_t))))

@@ -222,25 +222,36 @@ def rebuilt_cases(data):
     unknown = list(secs)
     unknown.insert(len(unknown), (99, b"a section kind from the future"))
     meta_i = next(i for i, (k, _) in enumerate(secs) if k == hsnap.SEC_META)
-    # format 1.1: REPORTED (what sys.getsizeof reports) right after the
-    # first NODES section; a seed without one (1.0) gets one inserted
-    rep_i = next((i for i, (k, _) in enumerate(secs) if k == hsnap.SEC_REPORTED), None)
-    if rep_i is None:
-        first_addr = hsnap.Cursor(bytes(st[0])).zigzag()
+    # format 1.1: REPORTED (what sys.getsizeof reports) right after a NODES
+    # section, one varint per record: 0 unknown, else zigzag(getsizeof -
+    # size) + 1. A seed without one after its first NODES gets one there.
+    first_size = hsnap.Cursor(bytes(st[2])).varint()
+    if not (first_nodes + 1 < len(secs) and secs[first_nodes + 1][0] == hsnap.SEC_REPORTED):
         secs = list(secs)
-        secs.insert(first_nodes + 1, (hsnap.SEC_REPORTED, uvarint(1) + uvarint(zigzag(first_addr)) + uvarint(64)))
-        rep_i = first_nodes + 1
+        secs.insert(first_nodes + 1, (hsnap.SEC_REPORTED, uvarint(n) + uvarint(zigzag(-8) + 1) + b"\x00" * (n - 1)))
+    rep_i = first_nodes + 1
     rep = secs[rep_i][1]
     rep_count = hsnap.Cursor(rep).varint()
     rep_body = rep[len(uvarint(rep_count)):]
+    rc_ = hsnap.Cursor(rep_body)
+    rep_entries = [rc_.varint() for _ in range(rep_count)]
     before_nodes = list(secs)
     before_nodes.insert(first_nodes, before_nodes.pop(rep_i))
+    after_other = list(secs)  # a STRINGS section between NODES and its REPORTED
+    after_other.insert(rep_i, (hsnap.SEC_STRINGS, uvarint(0)))
     return [
-        ("valid CRCs: REPORTED claims more entries than its bytes hold",
-         with_section(rep_i, uvarint(len(rep) * 4) + rep_body), 2),
+        ("valid CRCs: REPORTED has one entry more than its NODES has records",
+         with_section(rep_i, uvarint(rep_count + 1) + rep_body + b"\x00"), 2),
+        ("valid CRCs: REPORTED has one entry fewer than its NODES has records",
+         with_section(rep_i, uvarint(rep_count - 1) + b"".join(uvarint(v) for v in rep_entries[:-1])), 2),
         ("valid CRCs: REPORTED with a trailing byte", with_section(rep_i, rep + b"\x00"), 2),
         ("valid CRCs: REPORTED cut inside an entry", with_section(rep_i, rep[:-1] + b"\x80"), 2),
+        ("valid CRCs: REPORTED gives a getsizeof below 0",
+         with_section(rep_i, uvarint(rep_count) + uvarint(zigzag(-first_size - 1) + 1) +
+                      b"".join(uvarint(v) for v in rep_entries[1:])), 2),
         ("valid CRCs: REPORTED before any NODES", assemble(header, before_nodes, totals), 2),
+        ("valid CRCs: REPORTED not right after its NODES", assemble(header, after_other, totals), 2),
+        ("REPORTED all unknown (valid)", with_section(rep_i, uvarint(rep_count) + b"\x00" * rep_count), 0),
         ("rebuilt unchanged (control)", assemble(header, secs, totals), 0),
         ("unknown section kind 99 (must be skipped)", assemble(header, unknown, totals), 0),
         ("valid CRCs: NODES claims one node more than its streams hold", with_nodes(n + 1, e, st), 2),

@@ -19,7 +19,7 @@ MAGIC = b"\x89HSN\r\n\x1a\n"
 END_MAGIC = b"HSNAPEND"
 
 SEC_META, SEC_STRINGS, SEC_TYPES, SEC_NODES, SEC_ROOTS, SEC_META_END, SEC_SIZES, SEC_INDEX = 1, 2, 3, 4, 5, 6, 7, 15
-SEC_REPORTED = 10  # format 1.1: what sys.getsizeof reports, where it differs from size
+SEC_REPORTED = 10  # format 1.1: what sys.getsizeof reports, per record of the NODES before
 
 F_GC, F_VALUE, F_TRUNC, F_EST, F_IMMORTAL, F_CONT = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 # type flags
@@ -108,8 +108,8 @@ class Edge:
 
 class Node:
     # size: real bytes (format 1.1) or sys.getsizeof (1.0); getsizeof: what
-    # sys.getsizeof reported (REPORTED, 1.1), None when unknown or when equal
-    # to size (see Snapshot.getsizeof)
+    # sys.getsizeof reported (REPORTED, 1.1), None when unknown (see
+    # Snapshot.getsizeof)
     __slots__ = ("address", "type", "size", "refcount", "flags", "value", "edges", "getsizeof")
 
     def __repr__(self):
@@ -225,7 +225,9 @@ def parse(data):
     if pos != end:
         raise FormatError("sections overrun footer")
     prev_node = None
-    for kind_, body in payloads:
+    last_records = []  # the last NODES section's records (None: a continuation)
+    kinds = [k for k, _ in payloads]
+    for (kind_, body), prev_kind in zip(payloads, [None] + kinds[:-1]):
         c = Cursor(body)
         if kind_ == SEC_META:
             s.meta = json.loads(body.decode("utf-8"))
@@ -247,16 +249,23 @@ def parse(data):
                     n.size = size
                     n.flags &= ~F_EST
         elif kind_ == SEC_REPORTED:
-            addr = 0
+            # positional, right after its NODES section: one varint per
+            # record, 0 unknown, else getsizeof = size + zigzag(v - 1)
+            if prev_kind != SEC_NODES:
+                raise FormatError("REPORTED not right after a NODES section")
             count = c.varint()
-            if count > len(body) // 2:
-                raise FormatError("REPORTED count %d cannot fit" % count)
-            for _ in range(count):
-                addr += c.zigzag()
-                gs = c.varint()
-                n = s.nodes.get(addr)
-                if n is not None:
-                    n.getsizeof = gs
+            if count != len(last_records):
+                raise FormatError("REPORTED has %d entries for %d records" % (count, len(last_records)))
+            for rec in last_records:
+                v = c.varint()
+                if v == 0:
+                    continue
+                if rec is None:
+                    raise FormatError("REPORTED entry for a continuation record")
+                d = ((v - 1) >> 1) ^ -((v - 1) & 1)
+                if rec.size + d < 0:
+                    raise FormatError("REPORTED getsizeof below 0")
+                rec.getsizeof = rec.size + d
             if not c.done():
                 raise FormatError("REPORTED trailing bytes")
         elif kind_ == SEC_STRINGS:
@@ -272,7 +281,8 @@ def parse(data):
                 s.types.append(dict(address=addr, name=s.strings[name - 1] if name else None,
                                     flags=fl, basic_size=bs))
         elif kind_ == SEC_NODES:
-            prev_node = _parse_nodes(s, c, prev_node)
+            last_records = []
+            prev_node = _parse_nodes(s, c, prev_node, last_records)
         elif kind_ == SEC_ROOTS:
             for _ in range(c.varint()):
                 rk = c.varint()
@@ -288,7 +298,7 @@ def parse(data):
     return s
 
 
-def _parse_nodes(s, c, prev_node):
+def _parse_nodes(s, c, prev_node, records):
     ncount = c.varint()
     ecount = c.varint()
     addr_s, type_s, size_s, rc_s = c.stream(), c.stream(), c.stream(), c.stream()
@@ -330,12 +340,14 @@ def _parse_nodes(s, c, prev_node):
             if prev_node is None or prev_node.address != addr:
                 raise FormatError("continuation record without its node")
             prev_node.edges.extend(edges)
+            records.append(None)
             continue
         n.edges = edges
         if addr in s.nodes:
             raise FormatError("object %#x twice" % addr)
         s.nodes[addr] = n
         s.order.append(addr)
+        records.append(n)
         prev_node = n
     for st in (addr_s, type_s, size_s, rc_s, flags_s, ecounts_s, values_s, targets_s, kinds_s, labels_s, keys_s):
         if not st.done():

@@ -631,13 +631,15 @@ Test(format_write, size_corrections_follow_their_nodes)
 	cr_assert_eq(got[4], 77);
 }
 
-/* Format 1.1: REPORTED sections carry what sys.getsizeof reports. */
-static int on_reported_fix(uint64_t address, uint64_t size, void *p)
+/* Format 1.1: REPORTED sections carry what sys.getsizeof reports,
+ * positionally (one entry per record of the NODES section before). */
+static int on_reported_fix(uint64_t node, uint64_t address, uint64_t size, void *p)
 {
 	uint64_t *got = p;
 	if (got[0] < 4) {
-		got[1 + 2 * got[0]] = address;
-		got[2 + 2 * got[0]] = size;
+		got[1 + 3 * got[0]] = node;
+		got[2 + 3 * got[0]] = address;
+		got[3 + 3 * got[0]] = size;
 	}
 	got[0]++;
 	return 0;
@@ -657,11 +659,17 @@ static const char *write_reported(const char *name, int chunk_nodes)
 	hs_writer_type(w, &tid, &t);
 	hs_node_record a = { 0x1000, tid, 0, 96, 1, NULL, 0, 0 };
 	hs_node_record b = { 0x0800, tid, 0, 64, 1, NULL, 0, 0 };
+	hs_node_record c = { 0x2000, tid, 0, 100, 1, NULL, 0, 0 };
+	hs_node_record d = { 0x3000, tid, 0, 1000, 1, NULL, 0, 0 };
 	cr_assert_eq(hs_writer_reported(w, 0x1000, 1), HS_EINVAL); /* before its node */
 	cr_assert_eq(hs_writer_node(w, &a), 0);
-	cr_assert_eq(hs_writer_reported(w, 0x1000, 88), 0);
-	cr_assert_eq(hs_writer_node(w, &b), 0);
-	cr_assert_eq(hs_writer_reported(w, 0x0800, 56), 0);
+	cr_assert_eq(hs_writer_reported(w, 0x0800, 88), HS_EINVAL); /* not the node just written */
+	cr_assert_eq(hs_writer_reported(w, 0x1000, 88), 0);          /* 8 less: one byte */
+	cr_assert_eq(hs_writer_node(w, &b), 0);                      /* b: unknown */
+	cr_assert_eq(hs_writer_node(w, &c), 0);
+	cr_assert_eq(hs_writer_reported(w, 0x2000, 100), 0);         /* equal is not unknown */
+	cr_assert_eq(hs_writer_node(w, &d), 0);
+	cr_assert_eq(hs_writer_reported(w, 0x3000, 5000), 0);        /* several bytes */
 	cr_assert_eq(hs_writer_commit(w, NULL), 0, "%s", hs_error_last());
 	hs_writer_free(w);
 	return path;
@@ -669,16 +677,18 @@ static const char *write_reported(const char *name, int chunk_nodes)
 
 Test(format_write, reported_sizes_follow_their_nodes)
 {
-	for (int chunk = 1; chunk <= 2; chunk++) {
-		const char *path = write_reported(chunk == 1 ? "rep1.hsnap" : "rep2.hsnap", chunk);
-		uint64_t got[5] = { 0 };
+	for (int chunk = 1; chunk <= 4; chunk++) {
+		char name[32];
+		snprintf(name, sizeof(name), "rep%d.hsnap", chunk);
+		const char *path = write_reported(name, chunk);
+		uint64_t got[13] = { 0 };
 		hs_read_visitor v = { .version = HS_READ_VISITOR_VERSION, .reported = on_reported_fix };
 		cr_assert_eq(hs_format_read(path, &v, got), 0, "%s", hs_error_last());
-		cr_assert_eq(got[0], 2);
-		cr_assert_eq(got[1], 0x1000);
-		cr_assert_eq(got[2], 88);
-		cr_assert_eq(got[3], 0x0800);
-		cr_assert_eq(got[4], 56);
+		cr_assert_eq(got[0], 3, "chunk %d: %llu entries", chunk, (unsigned long long)got[0]);
+		const uint64_t want[9] = { 0, 0x1000, 88, 2, 0x2000, 100, 3, 0x3000, 5000 };
+		for (int i = 0; i < 9; i++)
+			cr_assert_eq(got[1 + i], want[i], "chunk %d, field %d: %llu", chunk, i,
+			             (unsigned long long)got[1 + i]);
 		/* the header says 1.1 */
 		FILE *f = fopen(path, "rb");
 		uint8_t h[32];
