@@ -101,7 +101,7 @@ typedef struct range {
 static range *ranges;
 static size_t nranges, cranges;
 #define PAGE_CACHE 1024
-static uintptr_t page_key[PAGE_CACHE]; /* page + 1; 0 empty (is_static) */
+static uintptr_t page_key[PAGE_CACHE]; /* region + 1; 0 empty (is_static) */
 static uint8_t page_static[PAGE_CACHE];
 
 static int add_range(struct dl_phdr_info *info, size_t size, void *arg)
@@ -146,36 +146,63 @@ void hs_blocks_prepare(void)
 	qsort(ranges, nranges, sizeof(*ranges), range_cmp);
 }
 
-/* Per 4 KiB page (a page belongs to one mapping): static or not, in a
- * direct-mapped cache in front of the binary search (most objects sit in
- * a few pymalloc arenas). Reset by hs_blocks_prepare. */
+/* Per 1 MiB region: no static object in it (0), all of it in one image
+ * (1), or mixed (2: binary search), in a direct-mapped cache in front of
+ * the binary search. A heap of a million objects spans a few hundred
+ * regions, far from the images: nearly every lookup is a hit and says 0
+ * (a per-page cache missed on most objects of a big heap). Reset by
+ * hs_blocks_prepare. */
+#define REGION_SHIFT 20
 
 static int range_search(uintptr_t a);
+static uint8_t region_kind(uintptr_t region);
 
 static inline int is_static(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	uintptr_t page = a >> 12;
-	size_t c = (size_t)(page ^ (page >> 10)) & (PAGE_CACHE - 1);
-	if (page_key[c] == page + 1)
-		return page_static[c];
-	int st = range_search(a);
-	page_key[c] = page + 1;
-	page_static[c] = (uint8_t)st;
-	return st;
+	uintptr_t region = a >> REGION_SHIFT;
+	size_t c = (size_t)(region ^ (region >> 10)) & (PAGE_CACHE - 1);
+	uint8_t k;
+	if (page_key[c] == region + 1) {
+		k = page_static[c];
+	} else {
+		k = region_kind(region);
+		page_key[c] = region + 1;
+		page_static[c] = k;
+	}
+	return k == 2 ? range_search(a) : k;
 }
 
-static int range_search(uintptr_t a)
+/* The first range whose end is above a (ranges are sorted and disjoint:
+ * PT_LOAD segments of distinct images). */
+static size_t range_first_above(uintptr_t a)
 {
 	size_t lo = 0, hi = nranges;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (ranges[mid].lo <= a)
+		if (ranges[mid].hi <= a)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo > 0 && a < ranges[lo - 1].hi;
+	return lo;
+}
+
+static uint8_t region_kind(uintptr_t region)
+{
+	uintptr_t lo = region << REGION_SHIFT, hi = lo + ((uintptr_t)1 << REGION_SHIFT);
+	size_t i = range_first_above(lo);
+	if (i == nranges || ranges[i].lo >= hi)
+		return 0;
+	if (ranges[i].lo <= lo && ranges[i].hi >= hi)
+		return 1;
+	return 2;
+}
+
+static int range_search(uintptr_t a)
+{
+	size_t i = range_first_above(a);
+	return i < nranges && ranges[i].lo <= a;
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,6 +312,7 @@ void hs_blocks_type_init(const hs_size_rules *r, PyTypeObject *tp, hs_block_type
 		          bt->layout == HS_BL_DEQUE || type_named(tp, "array.array");
 	}
 	bt->estimated = !modeled;
+	bt->heap_only = (fl & Py_TPFLAGS_HEAPTYPE) && bt->layout != HS_BL_TYPE;
 	/* ob_size counts the items where object.__sizeof__ says so (no own C
 	 * __sizeof__), for the builtin var-sized types we model, and for heap
 	 * subclasses (their items come from a var-sized base); a C type with
@@ -484,7 +512,8 @@ typedef struct hs_deque_head {
 } hs_deque_head;
 #define DEQUE_BLOCKLEN 64
 
-uint64_t hs_blocks_size(const hs_block_type *bt, PyTypeObject *tp, PyObject *op, hs_blocks_acc *acc)
+uint64_t hs_blocks_size(const hs_block_type *bt, PyTypeObject *tp, PyObject *op, hs_blocks_acc *acc,
+                        int tracked)
 {
 	uint64_t items = own_items(bt, tp, op);
 	if (bt->layout == HS_BL_TYPE && !bt->extra_item && tp->tp_itemsize > 0 &&
@@ -499,7 +528,9 @@ uint64_t hs_blocks_size(const hs_block_type *bt, PyTypeObject *tp, PyObject *op,
 	if (bt->inline_values)
 		own += values_request(_PyObject_InlineValues(op));
 #endif
-	if (is_static(op)) {
+	/* a static object is in no GC list, and no instance of a heap type
+	 * (created at run time) is in a loaded image */
+	if (!tracked && !bt->heap_only && is_static(op)) {
 		acc->static_bytes += own;
 		return own; /* no allocator block, no header; owns no buffer */
 	}

@@ -285,6 +285,7 @@ typedef struct hs_block_type {
 	uint8_t inline_values;  /* 3.13 Py_TPFLAGS_INLINE_VALUES */
 	uint8_t managed_values; /* 3.11/3.12: a values array behind the pre-header */
 	uint8_t trust_size;     /* ob_size is the item count */
+	uint8_t heap_only;      /* instances of a heap type (not types): never static */
 	uint16_t presize;       /* GC header + pre-header bytes */
 } hs_block_type;
 typedef struct hs_blocks_acc {
@@ -296,8 +297,11 @@ typedef struct hs_blocks_acc {
  * the address ranges of the loaded images (static objects). */
 void hs_blocks_prepare(void);
 void hs_blocks_type_init(const hs_size_rules *r, PyTypeObject *tp, hs_block_type *bt);
-/* Real bytes of `op`, its blocks added to *acc. No Python code. */
-uint64_t hs_blocks_size(const hs_block_type *bt, PyTypeObject *tp, PyObject *op, hs_blocks_acc *acc);
+/* Real bytes of `op`, its blocks added to *acc. No Python code.
+ * `tracked`: op is tracked by the GC, so it is a heap block, not a static
+ * object (saves the address-range lookup); 0 when not known. */
+uint64_t hs_blocks_size(const hs_block_type *bt, PyTypeObject *tp, PyObject *op, hs_blocks_acc *acc,
+                        int tracked);
 static inline int hs_hook__obj_is_gc(PyTypeObject *tp, PyObject *op)
 {
 	return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(op));

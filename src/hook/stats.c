@@ -340,7 +340,7 @@ static int account(twalk *w, tstat *t, PyObject *op, int is_gc)
 	(void)is_gc;
 	t->count++;
 	w->objects++;
-	t->bytes += hs_blocks_size(&t->bt, t->tp, op, &acc);
+	t->bytes += hs_blocks_size(&t->bt, t->tp, op, &acc, 0);
 	if (t->bt.estimated)
 		w->estimated++;
 	return 0;

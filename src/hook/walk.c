@@ -733,7 +733,7 @@ static int obj_getsizeof(walk *w, tinfo *ti, PyObject *op, int is_gc, uint64_t *
 
 static void obj_size(walk *w, tinfo *ti, PyObject *op, hs_node_record *n)
 {
-	n->size = hs_blocks_size(&ti->bt, ti->tp, op, &w->acc);
+	n->size = hs_blocks_size(&ti->bt, ti->tp, op, &w->acc, (n->flags & HS_NODE_GC_TRACKED) != 0);
 	if (ti->bt.estimated) {
 		n->flags |= HS_NODE_SIZE_ESTIMATED;
 		w->res->sizes_estimated++;
