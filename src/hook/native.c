@@ -27,6 +27,7 @@
 /* recipe = row index * RECIPE_STRIDE + what (what >= 1) */
 #define RECIPE_STRIDE 16
 
+enum { ROW_NUMPY = 0 }; /* libraries[] row of numpy */
 enum { NP_ARRAY = 1 };
 enum { TORCH_TENSOR = 1, TORCH_STORAGE = 2 };
 enum { STDLIB_ARRAY = 1, STDLIB_MMAP = 2 };
@@ -43,6 +44,7 @@ struct hs_native_state {
 		size_t elsize_off;     /* in PyArray_Descr */
 		int elsize_is_intp;    /* 2.x: npy_intp; 1.x: int */
 		int empty_elsize;      /* < 1.23: an empty array allocates elsize bytes, else 1 */
+		int object_items;      /* type_num checked on an object array: its items are edges */
 	} np;
 	struct {
 		int ready, storage_ready;
@@ -155,6 +157,8 @@ static int is_sub(PyTypeObject *tp, PyTypeObject *base)
 #define NP_DESCR 56
 #define NP_FLAGS 64
 #define NP_OWNDATA 0x0004
+#define NP_DESCR_TYPE_NUM 28 /* int type_num after typeobj and four chars (1.x and 2.x) */
+#define NP_OBJECT 17         /* NPY_OBJECT */
 #define NP_MAXDIMS 64
 
 /* The bytes numpy allocated for the array's data (0 when not computable). */
@@ -194,6 +198,16 @@ static uint64_t np_nbytes(const hs_native_state *st, PyObject *op)
 	return n;
 }
 
+static int np_type_num(PyObject *arr)
+{
+	const char *descr = (const char *)word_at(arr, NP_DESCR);
+	int t;
+	if (!descr)
+		return -1;
+	memcpy(&t, descr + NP_DESCR_TYPE_NUM, sizeof(t));
+	return t;
+}
+
 static int np_prepare(hs_native_state *st, PyObject *np)
 {
 	PyTypeObject *nd = type_attr(np, "ndarray"), *dt = type_attr(np, "dtype");
@@ -226,10 +240,11 @@ static int np_prepare(hs_native_state *st, PyObject *np)
 		np,
 		"a = np.empty((3, 7), dtype=np.float64)\n"
 		"b = np.empty(11, dtype=np.int8)\n"
+		"c = np.array([None, 'x', 3], dtype=object)\n"
 		"out = [(x, x.__array_interface__['data'][0], x.nbytes, bool(x.flags.owndata))\n"
-		"       for x in (a, b, a[1:])]\n");
-	int ok = out && PyList_Check(out) && PyList_GET_SIZE(out) == 3;
-	for (Py_ssize_t i = 0; ok && i < 3; i++) {
+		"       for x in (a, b, a[1:], c)]\n");
+	int ok = out && PyList_Check(out) && PyList_GET_SIZE(out) == 4;
+	for (Py_ssize_t i = 0; ok && i < 4; i++) {
 		PyObject *t = PyList_GET_ITEM(out, i);
 		PyObject *arr = PyTuple_GET_ITEM(t, 0);
 		uintptr_t data = (uintptr_t)PyLong_AsVoidPtr(PyTuple_GET_ITEM(t, 1));
@@ -242,11 +257,24 @@ static int np_prepare(hs_native_state *st, PyObject *np)
 	}
 	if (PyErr_Occurred())
 		PyErr_Clear();
-	Py_XDECREF(out);
 	if (!ok) {
 		note(st, "numpy %s: array layout did not check out: numpy buffers not counted", v);
+		Py_XDECREF(out);
 		goto done;
 	}
+	/* type_num: NPY_OBJECT on the object array and not on the others, and
+	 * its three slots are the objects Python put there */
+	{
+		PyObject *c = PyTuple_GET_ITEM(PyList_GET_ITEM(out, 3), 0);
+		PyObject *a = PyTuple_GET_ITEM(PyList_GET_ITEM(out, 0), 0);
+		PyObject *const *slots = (PyObject *const *)word_at(c, NP_DATA);
+		st->np.object_items = np_type_num(a) != NP_OBJECT && np_type_num(c) == NP_OBJECT &&
+		                      slots && slots[0] == Py_None && PyUnicode_Check(slots[1]) &&
+		                      PyLong_Check(slots[2]);
+		if (!st->np.object_items)
+			note(st, "numpy %s: object arrays' layout did not check out: their items not followed", v);
+	}
+	Py_XDECREF(out);
 	st->np.ready = 1;
 done:
 	Py_XDECREF(ver);
@@ -692,4 +720,33 @@ int hs_native_buffers(const hs_native_state *st, int recipe, PyObject *op,
 	if (row >= N_LIBRARIES || what == 0)
 		return 0;
 	return libraries[row].buffers(st, what, op, out, max);
+}
+
+int hs_native_object_items(const hs_native_state *st, int recipe, PyObject *op,
+                           PyObject *const **items, size_t *count)
+{
+	if (!st || !st->np.object_items || recipe <= 0 || (size_t)recipe / RECIPE_STRIDE != ROW_NUMPY ||
+	    recipe % RECIPE_STRIDE != NP_ARRAY || !op)
+		return 0;
+	int flags;
+	memcpy(&flags, (const char *)op + NP_FLAGS, sizeof(flags));
+	uintptr_t data = word_at(op, NP_DATA);
+	const char *descr = (const char *)word_at(op, NP_DESCR);
+	/* an owning array's allocation is all its elements (views reach the
+	 * same objects through their base) */
+	if (!(flags & NP_OWNDATA) || !data || !descr || !is_sub(Py_TYPE((PyObject *)descr), st->np.dtype) ||
+	    np_type_num(op) != NP_OBJECT)
+		return 0;
+	uint64_t n = np_nbytes(st, op) / sizeof(PyObject *);
+	int nd;
+	memcpy(&nd, (const char *)op + NP_ND, sizeof(nd));
+	const int64_t *dims = (const int64_t *)word_at(op, NP_DIMS);
+	uint64_t elems = 1;
+	for (int i = 0; i < nd && dims; i++)
+		elems *= (uint64_t)dims[i];
+	if (elems < n) /* an empty array's one-element allocation holds nothing */
+		n = elems;
+	*items = (PyObject *const *)data;
+	*count = (size_t)n;
+	return n > 0;
 }

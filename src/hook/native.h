@@ -45,4 +45,12 @@ int hs_native_recipe(const hs_native_state *st, PyTypeObject *tp);
 int hs_native_buffers(const hs_native_state *st, int recipe, PyObject *op,
                       hs_native_buffer *out, int max);
 
+/* The Python objects held in the native buffer `op` owns (a numpy array of
+ * dtype object): *items = the first of *count object slots (a slot may be
+ * NULL) and 1, or 0 when it holds no objects. numpy's ndarray has no
+ * tp_traverse, so without this the walk would never reach them (a pandas
+ * object column's strings). No Python code, no allocation. */
+int hs_native_object_items(const hs_native_state *st, int recipe, PyObject *op,
+                           PyObject *const **items, size_t *count);
+
 #endif

@@ -1395,6 +1395,14 @@ static int process(walk *w, PyObject *op)
 	rc = obj_edges(w, ti, op, is_gc);
 	if (rc == 0 && ti->recipe)
 		rc = native_edges(w, ti, op);
+	if (rc == 0 && ti->recipe) {
+		/* objects held in a native buffer (a numpy object array's items:
+		 * ndarray has no tp_traverse) */
+		PyObject *const *items;
+		size_t count;
+		if (hs_native_object_items(w->native, ti->recipe, op, &items, &count))
+			rc = direct_seq(w, (PyObject **)items, (Py_ssize_t)count);
+	}
 	return rc;
 }
 

@@ -31,7 +31,8 @@ if(_nt_py311 STREQUAL "")
   return()
 endif()
 # venv name -> test scripts run in it
-foreach(_case "numpy1;native_numpy" "numpy2;native_numpy" "torch;native_torch" "torch;native_dump")
+foreach(_case "numpy1;native_numpy" "numpy2;native_numpy" "numpy1;native_object_arrays" "numpy2;native_object_arrays"
+    "torch;native_torch" "torch;native_dump")
   list(GET _case 0 _venv)
   list(GET _case 1 _script)
   add_test(NAME python.native.${_venv}.${_script} COMMAND /usr/bin/env ${_nt_py311} ${CMAKE_CURRENT_LIST_DIR}/venv_run.py
