@@ -49,6 +49,13 @@ static int memory_table(FILE *f, const hs_snapshot *s, const hs_summary *sum)
 			tb = sum->sites.tracked_bytes + sum->sites.untracked_bytes;
 			tc = sum->sites.tracked_objects + sum->sites.untracked_objects;
 		}
+		/* native buffers are nodes too, but not Python objects: shown on
+		 * their own line (device memory is never part of the RSS) */
+		const hs_snapshot_stats *st = hs_snapshot_stats_get(s);
+		uint64_t nb = sum->by == HS_GROUP_SITE ? 0 : st->native_bytes;
+		uint64_t db = sum->by == HS_GROUP_SITE ? 0 : st->device_bytes;
+		if (nb + db <= tb)
+			tb -= nb + db;
 		hs_render_size(h, sizeof(h), tb);
 		hs_render_count(c, sizeof(c), tc);
 		pct(p, sizeof(p), tb, rss);
@@ -58,6 +65,21 @@ static int memory_table(FILE *f, const hs_snapshot *s, const hs_summary *sum)
 			snprintf(line, sizeof(line), "%s objects", c);
 		const char *cells[3] = { "Python objects", h, line };
 		rc = hs_table_row(t, cells);
+		if (rc == 0 && nb) {
+			hs_render_size(h, sizeof(h), nb);
+			pct(p, sizeof(p), nb, rss);
+			if (have_rss)
+				snprintf(line, sizeof(line), "%s of RSS: owned by objects (numpy data, torch storages, ...)", p);
+			else
+				snprintf(line, sizeof(line), "owned by objects (numpy data, torch storages, ...)");
+			const char *nc[3] = { "native buffers", h, line };
+			rc = hs_table_row(t, nc);
+		}
+		if (rc == 0 && db) {
+			hs_render_size(h, sizeof(h), db);
+			const char *dc[3] = { "device memory", h, "tensor storages on a device: not in the RSS" };
+			rc = hs_table_row(t, dc);
+		}
 	}
 	if (rc == 0 && hs_render__meta_u64(s, "pymalloc.allocated_blocks", &v)) {
 		char c[32];
