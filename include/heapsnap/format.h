@@ -39,7 +39,7 @@ typedef enum hs_section_kind {
 	HS_SECTION_SIZES = 7,    /* sizes measured after the walk, replacing estimates */
 	HS_SECTION_SITES = 8,    /* allocation sites: locations and stacks (optional) */
 	HS_SECTION_ALLOCS = 9,   /* tracked blocks: address -> stack, size, time (optional) */
-	HS_SECTION_REPORTED = 10, /* 1.1: what sys.getsizeof reports, where it differs from size */
+	HS_SECTION_REPORTED = 10, /* 1.1: what sys.getsizeof reports, per record of the NODES before */
 	HS_SECTION_INDEX = 15,  /* section index + totals; last before footer */
 } hs_section_kind;
 
