@@ -32,42 +32,16 @@
  */
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "graph/meta.h"
 #include "heapsnap/analysis.h"
 #include "heapsnap/format.h"
 #include "heapsnap/graph.h"
 #include "heapsnap/retention.h"
 #include "util/alloc.h"
 
-/* Type flags of format 1.1 (contract A, heapsnap/format.h). */
-#ifndef HS_TYPE_NATIVE
-#define HS_TYPE_NATIVE 0x08u
-#endif
-#ifndef HS_TYPE_DEVICE
-#define HS_TYPE_DEVICE 0x10u
-#endif
-#ifndef HS_TYPE_MAPPED
-#define HS_TYPE_MAPPED 0x20u
-#endif
-
-static const cJSON *at(const cJSON *o, const char *path)
-{
-	char key[64];
-	while (o && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-		if (n >= sizeof(key))
-			return NULL;
-		memcpy(key, path, n);
-		key[n] = '\0';
-		o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
-		path += n + (dot ? 1 : 0);
-	}
-	return o;
-}
-
 static int u64_at(const cJSON *o, const char *path, uint64_t *out)
 {
-	const cJSON *v = at(o, path);
+	const cJSON *v = hs_meta_at(o, path);
 	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 1.8e19)
 		return 0;
 	*out = (uint64_t)v->valuedouble;
@@ -190,15 +164,15 @@ int hs_analysis_memory(hs_memory_breakdown *out, const hs_snapshot *s)
 {
 	memset(out, 0, sizeof(*out));
 	const cJSON *meta = hs_snapshot_meta(s);
-	const cJSON *mem = at(meta, "memory");
+	const cJSON *mem = hs_meta_at(meta, "memory");
 	if (!cJSON_IsObject(mem)) {
 		out->unavailable = "snapshot taken by an older hook";
 		return 0;
 	}
 	uint64_t rss = 0;
-	if (!u64_at(mem, "rss", &rss) || !cJSON_IsObject(at(mem, "maps"))) {
-		out->unavailable = cJSON_IsString(at(meta, "dump.mode")) &&
-		                   !strcmp(at(meta, "dump.mode")->valuestring, "fork")
+	if (!u64_at(mem, "rss", &rss) || !cJSON_IsObject(hs_meta_at(mem, "maps"))) {
+		out->unavailable = cJSON_IsString(hs_meta_at(meta, "dump.mode")) &&
+		                   !strcmp(hs_meta_at(meta, "dump.mode")->valuestring, "fork")
 		                   ? "the forked child did not record the process's mappings"
 		                   : "the process's mappings could not be read";
 		return 0;

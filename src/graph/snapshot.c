@@ -4,6 +4,7 @@
  */
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "graph/meta.h"
 #include "graph/snapshot_internal.h"
 #include "util/alloc.h"
 
@@ -149,4 +150,20 @@ size_t hs_snapshot_memory(const hs_snapshot *s)
 	     (size_t)s->stack_frame_cap * 4 + (s->node_alloc ? n * 4 : 0) +
 	     (size_t)s->alloc_cap * 20;
 	return b;
+}
+
+const cJSON *hs_meta_at(const cJSON *o, const char *path)
+{
+	char key[64];
+	while (o && *path) {
+		const char *dot = strchr(path, '.');
+		size_t n = dot ? (size_t)(dot - path) : strlen(path);
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+		path += n + (dot ? 1 : 0);
+	}
+	return o;
 }

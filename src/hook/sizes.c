@@ -5,28 +5,7 @@
  * the agent's TYPES walk (stats.c) so that both follow one set of rules.
  */
 #define Py_BUILD_CORE_MODULE 1
-#include "hook_internal.h"
-
-#if PY_VERSION_HEX >= 0x03090000
-#include "internal/pycore_gc.h"
-#include "internal/pycore_interp.h"
-#include "internal/pycore_runtime.h"
-#else
-#include "internal/pycore_pystate.h"
-#endif
-#if PY_VERSION_HEX >= 0x030B0000
-#include "internal/pycore_code.h"
-#include "internal/pycore_dict.h"
-#include "internal/pycore_frame.h"
-#include "internal/pycore_object.h"
-#endif
-#if PY_VERSION_HEX >= 0x030C0000
-#include "internal/pycore_typeobject.h"
-#endif
-#include <frameobject.h>
-#if PY_VERSION_HEX < 0x030C0000
-#include <structmember.h>
-#endif
+#include "pycore.h"
 
 #include <stddef.h>
 

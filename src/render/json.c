@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "graph/meta.h"
 #include "render/render_internal.h"
 
 int hs_render__oom(void) { return hs_error_set(HS_ENOMEM, "out of memory building JSON"); }
@@ -22,19 +23,7 @@ int hs_render_json_print(FILE *f, const cJSON *json)
 
 const cJSON *hs_render__meta(const hs_snapshot *s, const char *path)
 {
-	const cJSON *v = hs_snapshot_meta(s);
-	char key[64];
-	while (v && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-		if (n >= sizeof(key))
-			return NULL;
-		memcpy(key, path, n);
-		key[n] = '\0';
-		v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, key) : NULL;
-		path += n + (dot ? 1 : 0);
-	}
-	return v;
+	return hs_meta_at(hs_snapshot_meta(s), path);
 }
 
 int hs_render__meta_u64(const hs_snapshot *s, const char *path, uint64_t *out)
