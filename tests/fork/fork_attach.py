@@ -52,6 +52,28 @@ def gone(pid, seconds=10.0):
     return False
 
 
+# select, nanosleep, clock_nanosleep, poll, pselect6: time.sleep's system
+# call across 3.8-3.13
+SLEEP_SYSCALLS = {"23", "35", "230", "7", "270"}
+
+
+def wait_asleep(pid, seconds=30.0):
+    """Until the target is blocked in time.sleep's system call: "sleepy"
+    tests a dump taken while the main thread sleeps (a dump queued in the
+    instant before it enters the sleep is a different case: see
+    tests/attach)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            with open("/proc/%d/syscall" % pid) as f:
+                if f.read().split(" ", 1)[0] in SLEEP_SYSCALLS:
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.01)
+    return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", required=True)
@@ -66,6 +88,8 @@ def main():
             line = p.stdout.readline()
             if not line.startswith("ready"):
                 check(False, "%s target started" % name)
+                continue
+            if name == "sleepy" and not check(wait_asleep(p.pid), "sleepy: target asleep in time.sleep"):
                 continue
             for i in range(2):
                 out = os.path.join(d, "%s-%d.hsnap" % (name, i))
