@@ -9,7 +9,7 @@ traced block and require heapsnap's sum of the objects' node sizes to be
 within 2% of tracemalloc's (they are exact on the test heaps); the
 requested (unrounded) figure is printed too.
 
-Cases, in-process and fork mode: 400k instances of a 3-attribute class
+Cases, in-process and fork mode: 100k instances of a 3-attribute class
 (+ their __dict__s where they have one, + the list), lists, dicts, sets,
 str, bytes, bytearrays, tuples; REPORTED equals sys.getsizeof for every one
 of them in-process (and for the builtin kinds in fork mode); the two modes
@@ -78,15 +78,15 @@ def owned(snap, node):
 
 
 CASES = [
-    ("400k Point3 instances", lambda: [Point3(i) for i in range(400000)], True),
-    ("20k lists of 0..49 items", lambda: [[None] * (i % 50) for i in range(20000)], False),
-    ("20k dicts of 0..29 small-int keys", lambda: [dict.fromkeys(range(i % 30)) for i in range(20000)], False),
-    ("10k sets of 0..39 small ints", lambda: [set(range(i % 40)) for i in range(10000)], False),
-    ("50k str of 1..399 chars", lambda: ["%07d" % i + "x" * (i % 393) for i in range(50000)], False),
+    ("100k Point3 instances", lambda: [Point3(i) for i in range(100000)], True),
+    ("10k lists of 0..49 items", lambda: [[None] * (i % 50) for i in range(10000)], False),
+    ("10k dicts of 0..29 small-int keys", lambda: [dict.fromkeys(range(i % 30)) for i in range(10000)], False),
+    ("5k sets of 0..39 small ints", lambda: [set(range(i % 40)) for i in range(5000)], False),
+    ("25k str of 1..399 chars", lambda: ["%07d" % i + "x" * (i % 393) for i in range(25000)], False),
     ("20k non-ASCII str", lambda: ["\u00e9\u4e2d%06d" % i * (1 + i % 7) for i in range(20000)], False),
-    ("30k bytes of 0..999", lambda: [b"%06d" % i + bytes(i % 994) for i in range(30000)], False),
+    ("15k bytes of 0..999", lambda: [b"%06d" % i + bytes(i % 994) for i in range(15000)], False),
     ("10k bytearrays", lambda: [bytearray(b"%06d" % i * (1 + i % 60)) for i in range(10000)], False),
-    ("30k tuples of 1..19", lambda: [tuple([i % 200] * (1 + i % 19)) for i in range(30000)], False),
+    ("15k tuples of 1..19", lambda: [tuple([i % 200] * (1 + i % 19)) for i in range(15000)], False),
     ("3 big lists (malloc, mmap)", lambda: [[None] * 100, [None] * 5000, [None] * 100000], False),
 ]
 
