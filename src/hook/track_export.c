@@ -120,8 +120,10 @@ void hs_hook__sites_prepare(hs_sites_ctx *ctx, PyObject *module)
 
 static int is_library(const hs_sites_ctx *ctx, const char *f, size_t len)
 {
+	static const char numpy_dispatch[] = "<__array_function__ internals>"; /* numpy < 1.25 */
 	if ((len >= 8 && memcmp(f, "<frozen ", 8) == 0) || memmem(f, len, "/site-packages/", 15) ||
-	    memmem(f, len, "/dist-packages/", 15))
+	    memmem(f, len, "/dist-packages/", 15) ||
+	    (len == sizeof(numpy_dispatch) - 1 && memcmp(f, numpy_dispatch, len) == 0))
 		return 1;
 	for (size_t i = 0; i < ctx->nprefixes; i++) {
 		size_t pl = strlen(ctx->prefixes[i]);

@@ -148,8 +148,10 @@ def is_library(filename):
     if _LIB_PREFIXES is None:
         _LIB_PREFIXES = _library_prefixes()
     f = filename or ""
-    r = (f.startswith("<frozen ") or "/site-packages/" in f or "/dist-packages/" in f
-         or f.startswith(_LIB_PREFIXES))
+    # numpy < 1.25 generates its dispatchers (np.sort ...) with the file
+    # name "<__array_function__ internals>": library code too
+    r = (f.startswith("<frozen ") or f == "<__array_function__ internals>" or "/site-packages/" in f
+         or "/dist-packages/" in f or f.startswith(_LIB_PREFIXES))
     _LIB_CACHE[filename] = r
     return r
 
