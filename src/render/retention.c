@@ -409,6 +409,12 @@ static void pct(char *buf, size_t size, uint64_t part, uint64_t whole)
 	"dropping it frees, weakref callbacks run (identity maps, WeakValueDictionary, "        \
 	"finalize: an estimate)"
 
+/* Rows past this get no freeable figure (FREEABLE_NONE: "-", JSON null):
+ * each may cost a reachability pass over the whole graph, so `--top 0`
+ * over a heap with weakref callbacks would be quadratic. */
+#define FREEABLE_ROWS_MAX 200
+#define FREEABLE_NONE UINT64_MAX
+
 /* Freeable sizes of the shown rows: objects (`nodes`), or every instance
  * of each type row as one set. *differs when one differs from retained. */
 static int freeable_rows(uint64_t **out, int *differs, const hs_snapshot *s,
@@ -422,6 +428,10 @@ static int freeable_rows(uint64_t **out, int *differs, const hs_snapshot *s,
 	if (!fr)
 		return HS_ENOMEM;
 	int rc = hs_freeable_new(&f, s, d);
+	for (size_t i = FREEABLE_ROWS_MAX; i < n; i++)
+		fr[i] = FREEABLE_NONE;
+	if (n > FREEABLE_ROWS_MAX)
+		n = FREEABLE_ROWS_MAX;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		hs_freeable_result r;
 		if (nodes) {
@@ -484,7 +494,10 @@ int hs_render_retained_text(FILE *f, const hs_snapshot *s, const hs_dominators *
 			hs_render_count(c, sizeof(c), rows[i].count);
 			hs_render_size(b, sizeof(b), rows[i].bytes);
 			hs_render_size(u, sizeof(u), rows[i].retained);
-			hs_render_size(fb, sizeof(fb), fr[i]);
+			if (fr[i] == FREEABLE_NONE)
+				snprintf(fb, sizeof(fb), "-");
+			else
+				hs_render_size(fb, sizeof(fb), fr[i]);
 			pct(x, sizeof(x), rows[i].retained, st->reachable_bytes);
 			const char *name = hs_snapshot_type_get(s, rows[i].type)->name;
 			const char *cells[6] = { name, c, b, u, fc ? fb : x, x };
@@ -519,7 +532,10 @@ int hs_render_retained_text(FILE *f, const hs_snapshot *s, const hs_dominators *
 			uint32_t v = tops[i];
 			char obj[160], addr[24];
 			hs_render_size(u, sizeof(u), hs_dominators_retained(d, v));
-			hs_render_size(fb, sizeof(fb), fr[i]);
+			if (fr[i] == FREEABLE_NONE)
+				snprintf(fb, sizeof(fb), "-");
+			else
+				hs_render_size(fb, sizeof(fb), fr[i]);
 			pct(x, sizeof(x), hs_dominators_retained(d, v), st->reachable_bytes);
 			hs_render_size(sz, sizeof(sz), hs_graph_node_size(g, v));
 			hs_render__address(addr, sizeof(addr), g->address[v]);
@@ -590,7 +606,7 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 				break;
 			ok &= cJSON_AddStringToObject(row, "name", hs_snapshot_type_get(s, rows[i].type)->name) != NULL;
 			ok &= add(row, "retained", hs_render__num(rows[i].retained));
-			ok &= add(row, "freeable", hs_render__num(fr[i]));
+			ok &= add(row, "freeable", fr[i] == FREEABLE_NONE ? cJSON_CreateNull() : hs_render__num(fr[i]));
 		}
 		if (ok)
 			ok &= add(o, "types_total", hs_render__num(n));
@@ -611,7 +627,7 @@ int hs_render_retained_json(cJSON **out, const hs_snapshot *s, const hs_dominato
 			ok &= row && cJSON_AddItemToArray(arr, row);
 			if (!ok)
 				break;
-			ok &= add(row, "freeable", hs_render__num(fr[i]));
+			ok &= add(row, "freeable", fr[i] == FREEABLE_NONE ? cJSON_CreateNull() : hs_render__num(fr[i]));
 			hs_paths *p = NULL;
 			hs_paths_options po = HS_PATHS_OPTIONS_INIT;
 			po.limit = 1;

@@ -156,6 +156,13 @@ def case_weak_only(env):
     wl = [t for t in g["types"] if t["name"] == "rt_app.Weakling"]
     check(wl and wl[0]["count"] == 10, "garbage lists the 10 weaklings: %r" % wl)
     check(dom["object"]["retained"] < 10 * wl[0]["bytes"] // 10 + 4096, "registry retains no weakling")
+    # every object (--top 0): freeable for the first 200 rows only, null
+    # after (each row may cost a pass over the graph: quadratic otherwise)
+    a = env.run("retained", "w.hsnap", "--json", "--top", "0", schema="retained")
+    rows = a.get("objects", [])
+    check(len(rows) > 200 and all(isinstance(r["freeable"], int) and r["freeable"] >= r["retained"]
+                                  for r in rows[:200]) and all(r["freeable"] is None for r in rows[200:]),
+          "retained --top 0: freeable on the first 200 of %d rows, null after" % len(rows))
 
 
 def case_gc_cycles(env):
