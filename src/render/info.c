@@ -193,6 +193,27 @@ int hs_render_info_text(FILE *f, const hs_snapshot *s)
 	}
 	row(&k, "contents", line);
 
+	/* the size model (format 1.1) and what in it is an estimate */
+	line[0] = '\0';
+	if (st->size_model_allocator) {
+		snprintf(line, sizeof(line), "allocator blocks");
+		add_field(line, sizeof(line), s, "estimated", "dump.sizes_estimated");
+		add_field(line, sizeof(line), s, "native buffers", "dump.native_buffers");
+		if (st->native_bytes) {
+			size_t n = strlen(line);
+			hs_render_size(a, sizeof(a), st->native_bytes);
+			snprintf(line + n, sizeof(line) - n, " (%s)", a);
+		}
+		if (st->device_bytes) {
+			size_t n = strlen(line);
+			hs_render_size(a, sizeof(a), st->device_bytes);
+			snprintf(line + n, sizeof(line) - n, ", device memory %s", a);
+		}
+	} else {
+		snprintf(line, sizeof(line), "as sys.getsizeof reports (older snapshot)");
+	}
+	row(&k, "sizes", line);
+
 	line[0] = '\0';
 	for (unsigned kind = HS_ROOT_MODULE; kind <= HS_ROOT_KIND_MAX; kind++) {
 		size_t n = strlen(line);
