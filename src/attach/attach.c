@@ -31,6 +31,10 @@
  *       and made to return EINTR, as a signal would: CPython's lock
  *       acquire then runs pending calls and waits again. Untouched, the
  *       kernel restarts the wait: nothing depends on heapsnap being alive.
+ *       A blocking call the thread enters after the queueing (a sleep
+ *       that starts at once) and is still in after BLOCK_GRACE is
+ *       interrupted and the dump is taken there in blocked mode, the
+ *       queued stub cancelled (its pages stay mapped).
  *  4. munmap the pages (through libc's trampoline: the page goes away),
  *     detach.
  *
@@ -83,6 +87,11 @@ typedef struct target {
 	uint64_t add_pending, gil_check, is_initialized;
 	uint64_t runtime, runtime_size; /* _PyRuntime: where the main GIL lives */
 } target;
+
+/* A blocking call entered after the stub was queued is left alone this
+ * long (a short sleep or read returns by itself and the stub runs after
+ * it), then interrupted and the dump taken in it (blocked mode). */
+#define BLOCK_GRACE 1.0
 
 /* System calls in which a thread with its GIL released may block; the GIL
  * can be taken on its behalf there. Not futex: the GIL's own wait is one. */
@@ -773,17 +782,30 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 	queued = 1; /* from here the pages stay mapped unless the stub has run */
 	hs_attach__checkpoint("queued");
 	double deadline = t0 + timeout;
-	int kicked = 0;
+	int kicked = 0, blocked_kick = 0, gil_blocked = 0, in_block = 0;
+	double block_until = 0;
 	for (;;) {
 		if ((rc = hs_attach__resume(&t, PTRACE_SYSCALL, 0)) < 0)
 			goto cancel;
 		int ws, sig = 0;
 	wait_again:
-		rc = hs_attach__wait(&t, &ws, deadline);
+		rc = hs_attach__wait(&t, &ws, in_block && block_until < deadline ? block_until : deadline);
 		if (rc < 0)
 			goto out;
+		if (rc == 1 && in_block && !hs_attach_interrupted() && hs_attach__now() < deadline) {
+			/* blocked for BLOCK_GRACE in a call entered after the
+			 * queueing: interrupt it (see below) */
+			in_block = 0;
+			if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) != 0) {
+				rc = hs_error_set(HS_EIO, "cannot stop process %d: %s", pid, strerror(errno));
+				goto cancel;
+			}
+			blocked_kick = 1;
+			goto wait_again;
+		}
 		if (rc == 1)
 			goto cancel;
+		in_block = 0;
 		if ((ws >> 16) == PTRACE_EVENT_STOP)
 			continue;
 		if (WSTOPSIG(ws) != (SIGTRAP | 0x80)) {
@@ -813,6 +835,47 @@ int hs_attach_dump(hs_attach_result *out, int pid, const char *path, const hs_at
 			kicked = 1;
 			hs_attach__checkpoint("kicked");
 			goto wait_again;
+		}
+		if (kind == 1 && !gil_blocked && blocking_syscall((long)snr)) {
+			/* a call that may block: a short one returns by itself and
+			 * the stub runs after it (its pages are then unmapped); one
+			 * still blocked after BLOCK_GRACE is interrupted */
+			if ((rc = hs_attach__resume(&t, PTRACE_SYSCALL, 0)) < 0)
+				goto cancel;
+			in_block = 1;
+			block_until = hs_attach__now() + BLOCK_GRACE;
+			goto wait_again;
+		}
+		if (kind == 2 && blocked_kick) {
+			/* The thread entered a blocking call after the stub was
+			 * queued (a sleep right after the queueing: the stub could
+			 * wait as long as the call). Interrupted (a restart code or
+			 * EINTR: this syscall-exit stop is the interrupt's), it is
+			 * where a blocked thread is at the start: dump from here in
+			 * blocked mode if its GIL is released, the queued stub
+			 * cancelled (it returns at once when it runs; its pages stay
+			 * mapped). Completed: on towards the stub. */
+			blocked_kick = 0;
+			if (!is_restart(rval) && rval != -EINTR)
+				continue;
+			struct user_regs_struct rb = t.regs, bhome;
+			hs_attach__home_after_interrupt(&rb, 0, &bhome);
+			if ((rc = hs_attach__set_home(&t, &bhome)) < 0)
+				goto cancel;
+			if ((rc = call(&t, tg.gil_check, NULL, 0, 5, &ret, &running)) < 0)
+				goto cancel;
+			if ((int)ret != 0) {
+				gil_blocked = 1; /* the GIL held in a system call: wait on, no more kicks */
+				continue;
+			}
+			int one = 1;
+			if ((rc = hs_attach__poke(pid, pages + SHARED_OFF + offsetof(hs_attach_shared, cancel),
+			                          &one, 4)) < 0)
+				goto cancel;
+			hs_attach__checkpoint("blocked-late");
+			mode = HS_ATTACH_MODE_BLOCKED;
+			rc = run_hook(&t, &tg, pages, sh, &running, &dump_entered);
+			goto unmap; /* queued: the pages stay mapped for the cancelled stub */
 		}
 		if (kind == 2 && kicked) {
 			kicked = 0;

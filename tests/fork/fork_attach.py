@@ -82,13 +82,16 @@ def main():
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     d = tempfile.mkdtemp(prefix="hs-fork-attach-")
-    for name, code in (("busy", BUSY), ("sleepy", SLEEPY)):
+    for name, code in (("busy", BUSY), ("sleepy", SLEEPY), ("sleepy-now", SLEEPY)):
         p = subprocess.Popen([a.python, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
         try:
             line = p.stdout.readline()
             if not line.startswith("ready"):
                 check(False, "%s target started" % name)
                 continue
+            # "sleepy-now" dumps at once: the dump is often queued in the
+            # instant before the 100 s sleep starts (it is then taken in
+            # the sleep, blocked mode, the queued call cancelled)
             if name == "sleepy" and not check(wait_asleep(p.pid), "sleepy: target asleep in time.sleep"):
                 continue
             for i in range(2):
